@@ -1,0 +1,47 @@
+"""JWTs bound to the schema that issued them.
+
+simplejwt alone lets a token from tenant A authenticate on tenant B whenever
+the user ids collide (simplejwt #758). Every token made here carries the
+schema name in the ``tenant`` claim, and every token read here must carry the
+current schema's name, or it is refused: a missing, forged or foreign claim
+fails closed. The claim is checked before anything touches the database.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.db import connection
+from django.utils.translation import gettext_lazy as _
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedToken
+
+TENANT_CLAIM = "tenant"
+
+
+class TenantBoundMixin:
+    payload: dict[str, Any]
+
+    def __init__(self, token: Any = None, verify: bool = True) -> None:
+        super().__init__(token, verify)  # type: ignore[call-arg]
+        if token is None:
+            self.payload[TENANT_CLAIM] = connection.schema_name
+
+    def verify(self) -> None:
+        claim = self.payload.get(TENANT_CLAIM)
+        if not isinstance(claim, str) or not hmac.compare_digest(claim, connection.schema_name):
+            raise TokenError(_("Token was not issued for this host."))
+        super().verify()  # type: ignore[misc]
+
+
+class TenantAccessToken(TenantBoundMixin, AccessToken):
+    pass
+
+
+class TenantRefreshToken(TenantBoundMixin, RefreshToken):
+    access_token_class = TenantAccessToken
+
+
+class TenantUntypedToken(TenantBoundMixin, UntypedToken):
+    pass

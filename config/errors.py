@@ -1,0 +1,115 @@
+"""One error shape for the whole API.
+
+Every error body is JSON with a human ``detail`` and a machine ``code``;
+validation errors add ``errors``, a map from field name to messages::
+
+    {"detail": "Invalid input.", "code": "invalid", "errors": {"slug": ["..."]}}
+
+Services raise ``ApplicationError`` (or Django's ``ValidationError``) and never
+import DRF; this module turns both into responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ApplicationError(Exception):
+    """A business rule said no. ``field`` names the input at fault, if any."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class Conflict(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class NotFound(ApplicationError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+def error_body(detail: str, code: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [str(item) for item in detail]
+        return [_flatten(item) for item in detail]
+    return [str(detail)]
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        errors = {exc.field: [exc.message]} if exc.field else None
+        return Response(error_body(exc.message, exc.code, errors), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        errors = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
+        first_field = next(iter(errors))
+        summary = f"Invalid input: {first_field}." if first_field != "non_field_errors" else "Invalid input."
+        response.data = error_body(summary, "invalid", errors)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict) and "detail" in detail:  # simplejwt's InvalidToken carries messages
+            text, code = str(detail["detail"]), str(detail.get("code", exc.default_code))
+        else:
+            text = str(detail)
+            code = str(getattr(detail, "code", None) or exc.default_code)
+        response.data = error_body(text, code)
+    return response
+
+
+def json_error(request: HttpRequest, status_code: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse(error_body(detail, code), status=status_code)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return json_error(request, 400, "Bad request.", "bad_request")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return json_error(request, 403, "You do not have permission to perform this action.", "permission_denied")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return json_error(request, 404, "Not found.", "not_found")
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return json_error(request, 500, "Server error.", "server_error")

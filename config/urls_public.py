@@ -1,0 +1,16 @@
+"""The public host (TENANT_BASE_DOMAIN): platform operators only."""
+
+from django.urls import include, path
+
+from config.urls_common import common_urlpatterns, jwt_urlpatterns
+
+urlpatterns = [
+    *common_urlpatterns,
+    path("api/auth/", include(jwt_urlpatterns)),
+    path("api/platform/", include("tenants.urls")),
+]
+
+handler400 = "config.errors.handler400"
+handler403 = "config.errors.handler403"
+handler404 = "config.errors.handler404"
+handler500 = "config.errors.handler500"

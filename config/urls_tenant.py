@@ -1,0 +1,18 @@
+"""Every tenant host (<slug>.TENANT_BASE_DOMAIN): that tenant's schema only."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from config.urls_common import common_urlpatterns, jwt_urlpatterns
+
+urlpatterns = [
+    *common_urlpatterns,
+    path("api/auth/", include(jwt_urlpatterns)),
+    path("api/auth/", include("djoser.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.errors.handler400"
+handler403 = "config.errors.handler403"
+handler404 = "config.errors.handler404"
+handler500 = "config.errors.handler500"

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.db import connection
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def health(request: Request) -> Response:
+    """Liveness, and which schema this host resolved to. Touches no table."""
+    tenant = getattr(request, "tenant", None)
+    return Response({"status": "ok", "schema": connection.schema_name, "tenant": tenant.slug if tenant else None})

@@ -1,0 +1,54 @@
+"""Pick the schema from the Host header, before anything else runs.
+
+* ``TENANT_BASE_DOMAIN`` -> public schema, platform urlconf;
+* a known tenant domain -> that tenant's schema, tenant urlconf;
+  403 JSON on every path while the tenant is suspended;
+* anything else -> 404 JSON (no fallback to public, no HTML).
+
+Replaces django-tenants' ``TenantMainMiddleware``, whose lookup is one
+uncached query per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+from django.urls import set_urlconf
+
+from config.errors import json_error
+from tenants.cache import resolve_host
+
+
+class TenantMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.base_domain: str = settings.TENANT_BASE_DOMAIN
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        host, _port = split_domain_port(request._get_raw_host())
+        host = host.lower()
+        if host.startswith("www."):
+            host = host[4:]
+        if not host or not validate_host(host, settings.ALLOWED_HOSTS):
+            return json_error(request, 404, "Unknown host.", "unknown_host")
+
+        if host == self.base_domain:
+            connection.set_schema_to_public()
+            request.tenant = None  # type: ignore[attr-defined]
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
+        else:
+            tenant = resolve_host(host)
+            if tenant is None:
+                return json_error(request, 404, "Unknown host.", "unknown_host")
+            if not tenant.is_active:
+                return json_error(request, 403, "This tenant is suspended.", "tenant_suspended")
+            tenant.domain_url = host
+            request.tenant = tenant  # type: ignore[attr-defined]
+            connection.set_tenant(tenant)
+            request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
+        set_urlconf(request.urlconf)  # type: ignore[attr-defined]
+        return self.get_response(request)

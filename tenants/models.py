@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Tenant(TenantMixin):
+    """One customer organisation: a PostgreSQL schema, its domains and its users.
+
+    Schemas are created and dropped by ``tenants.services`` only (clone of the
+    template, all in one transaction), never as a side effect of ``save()``.
+    """
+
+    slug = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    require_activation = models.BooleanField(default=True)
+    # The hidden template schema that new tenants are cloned from. It has a row
+    # so that migrate_schemas keeps it migrated with every other tenant.
+    is_template = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_template"], condition=models.Q(is_template=True), name="tenants_single_template"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Domain(DomainMixin):
+    class Meta:
+        ordering = ["-is_primary", "domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(is_primary=True), name="tenants_one_primary_domain"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,364 @@
+"""Writes on tenants: provisioning, updates, archiving, purging, domains.
+
+Every path that creates a tenant (platform API, ``provision_tenant`` command,
+demo seeding, tests, benchmark) goes through ``tenant_provision``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from config.errors import ApplicationError, Conflict
+from tenants import cloning
+from tenants.models import Domain, Tenant
+
+logger = logging.getLogger(__name__)
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+RESERVED_SLUGS = frozenset({"public", "www", "api", "admin", "static", "media", "template", "tenant-template"})
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+# Provisioning holds this lock shared; migrating the template holds it
+# exclusively, so no clone ever reads a half-migrated template.
+_TEMPLATE_LOCK = 0x7E4A_4E7
+
+
+class SlugTaken(Conflict):
+    code = "slug_taken"
+
+
+def template_schema() -> str:
+    return str(settings.TENANT_TEMPLATE_SCHEMA)
+
+
+def schema_name_for(slug: str) -> str:
+    return slug.replace("-", "_")
+
+
+def primary_domain_for(slug: str) -> str:
+    return f"{slug}.{settings.TENANT_BASE_DOMAIN}"
+
+
+def validate_slug(slug: object) -> str:
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        raise ApplicationError(
+            "Use 3-32 characters: lowercase letters, digits and hyphens, starting with a letter "
+            "and not ending with a hyphen.",
+            field="slug",
+        )
+    if slug in RESERVED_SLUGS or slug.startswith("pg-") or schema_name_for(slug) == template_schema():
+        raise ApplicationError(f"'{slug}' is reserved.", field="slug", code="reserved")
+    if "--" in slug:
+        raise ApplicationError("Consecutive hyphens are not allowed.", field="slug")
+    return slug
+
+
+# --- template ---------------------------------------------------------------------
+
+
+@functools.cache
+def _expected_migrations() -> frozenset[tuple[str, str]]:
+    """Every migration on disk: migrate_schemas records all of them in a tenant
+    schema (operations of shared-only apps are skipped by the router)."""
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+
+
+def template_ensure(*, verbosity: int = 0) -> Tenant:
+    """Create the template tenant (row + schema, by plain migrations) if missing,
+    and migrate it if it lags behind the migrations on disk."""
+    template, _ = Tenant.objects.get_or_create(
+        is_template=True,
+        defaults={
+            "slug": "tenant-template",
+            "name": "Template for new tenants (never served)",
+            "schema_name": template_schema(),
+            "is_active": False,
+        },
+    )
+    if not _template_is_current():
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_TEMPLATE_LOCK])
+                cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(template_schema())).as_string())
+        call_command(
+            "migrate_schemas", tenant=True, schema_name=template_schema(), interactive=False, verbosity=verbosity
+        )
+        connection.set_schema_to_public()
+    return template
+
+
+def _template_is_current() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", [f"{sql.Identifier(template_schema()).as_string()}.django_migrations"]
+        )
+        if not cursor.fetchone()[0]:
+            return False
+        applied = cloning.applied_migrations(cursor, template_schema())
+    return _expected_migrations() <= applied
+
+
+# --- provisioning ------------------------------------------------------------------
+
+
+@dataclass
+class ProvisionTimings:
+    """Where the time of one provision went (seconds), for the benchmark."""
+
+    password_hash: float = 0.0
+    provision: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def tenant_provision(
+    *,
+    slug: str,
+    name: str,
+    admin_email: str,
+    admin_password: str,
+    admin_username: str | None = None,
+    require_activation: bool = True,
+    method: Literal["clone", "migrate"] = "clone",
+    timings: ProvisionTimings | None = None,
+) -> Tenant:
+    """Create a tenant with its schema, primary domain and first admin.
+
+    All or nothing: the tenant row, the domain, the schema and the admin are
+    written in one transaction (PostgreSQL DDL is transactional), so any error
+    leaves nothing behind. Two provisions of the same slug: the second waits on
+    the first's unique index entry and then fails with ``SlugTaken``.
+    """
+    timings = timings or ProvisionTimings()
+    slug = validate_slug(slug)
+    name = _validate_name(name)
+    admin_email, admin_username = _validate_admin(admin_email, admin_username, admin_password)
+
+    started = time.perf_counter()
+    password_hash = make_password(admin_password)
+    timings.password_hash = time.perf_counter() - started
+
+    started = time.perf_counter()
+    if method == "clone":
+        tenant = _provision_by_clone(
+            slug=slug,
+            name=name,
+            require_activation=require_activation,
+            admin_email=admin_email,
+            admin_username=admin_username,
+            password_hash=password_hash,
+        )
+    else:
+        tenant = _provision_by_migrations(
+            slug=slug,
+            name=name,
+            require_activation=require_activation,
+            admin_email=admin_email,
+            admin_username=admin_username,
+            password_hash=password_hash,
+        )
+    timings.provision = time.perf_counter() - started
+    logger.info("provisioned tenant %s (%s) in %.0f ms", slug, method, timings.provision * 1000)
+    return tenant
+
+
+def _validate_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ApplicationError("A name is required.", field="name")
+    if len(name) > 200:
+        raise ApplicationError("At most 200 characters.", field="name")
+    return name.strip()
+
+
+def _validate_admin(email: object, username: object, password: object) -> tuple[str, str]:
+    if not isinstance(email, str):
+        raise ApplicationError("A valid email address is required.", field="admin_email")
+    email = get_user_model().objects.normalize_email(email.strip())
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ApplicationError("Enter a valid email address.", field="admin_email") from None
+    if username is None:
+        username = re.sub(r"[^\w.@+-]", "", email.split("@", 1)[0])[:150] or "admin"
+    if not isinstance(username, str) or not re.fullmatch(r"[\w.@+-]{1,150}", username):
+        raise ApplicationError("Letters, digits and @/./+/-/_ only, at most 150.", field="admin_username")
+    if not isinstance(password, str) or not password:
+        raise ApplicationError("A password is required.", field="admin_password")
+    probe = get_user_model()(email=email, username=username)
+    try:
+        validate_password(password, user=probe)
+    except ValidationError as exc:
+        raise ApplicationError(" ".join(exc.messages), field="admin_password") from None
+    return email, username
+
+
+def _insert_tenant_rows(*, slug: str, name: str, require_activation: bool) -> Tenant:
+    tenant = Tenant(slug=slug, name=name, schema_name=schema_name_for(slug), require_activation=require_activation)
+    try:
+        with transaction.atomic():
+            # Skip TenantMixin.save(): its case-insensitive pre-check is a
+            # racy extra query; our schema names are lowercase by construction
+            # and the unique indexes decide races.
+            Tenant.objects.bulk_create([tenant])
+            Domain.objects.bulk_create([Domain(tenant=tenant, domain=primary_domain_for(slug), is_primary=True)])
+    except IntegrityError:
+        raise SlugTaken(f"A tenant with slug '{slug}' already exists.", field="slug") from None
+    return tenant
+
+
+def _create_admin(*, tenant: Tenant, email: str, username: str, password_hash: str) -> None:
+    connection.set_tenant(tenant)
+    get_user_model().objects.create(
+        email=email,
+        username=username,
+        password=password_hash,
+        is_staff=True,
+        is_superuser=True,
+        is_active=True,
+    )
+
+
+def _provision_by_clone(
+    *, slug: str, name: str, require_activation: bool, admin_email: str, admin_username: str, password_hash: str
+) -> Tenant:
+    if not _template_is_current():
+        template_ensure()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_TEMPLATE_LOCK])
+                applied = cloning.applied_migrations(cursor, template_schema())
+                script = cloning.clone_script(cursor, template_schema(), cloning.fingerprint_of(applied))
+            tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation)
+            with connection.cursor() as cursor:
+                try:
+                    cursor.execute(script.render(tenant.schema_name))
+                except pg_errors.DuplicateSchema:
+                    raise SlugTaken(f"A schema for '{slug}' already exists.", field="slug") from None
+            _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
+    finally:
+        # Also forgets the search_path the clone script set locally.
+        connection.set_schema_to_public()
+    return tenant
+
+
+def _provision_by_migrations(
+    *, slug: str, name: str, require_activation: bool, admin_email: str, admin_username: str, password_hash: str
+) -> Tenant:
+    """The slow reference path (what django-tenants does without a template):
+    run every migration in a new schema. Kept for the benchmark and as a
+    fallback; cleans up by hand on failure since migrate commits as it goes."""
+    tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tenant.schema_name)).as_string())
+        call_command("migrate_schemas", tenant=True, schema_name=tenant.schema_name, interactive=False, verbosity=0)
+        with transaction.atomic():
+            _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
+    except BaseException:
+        connection.set_schema_to_public()
+        _drop_tenant(tenant)
+        raise
+    finally:
+        connection.set_schema_to_public()
+    return tenant
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None,
+                  require_activation: bool | None = None) -> Tenant:
+    fields: list[str] = []
+    if name is not None:
+        tenant.name = _validate_name(name)
+        fields.append("name")
+    if is_active is not None:
+        tenant.is_active = bool(is_active)
+        tenant.archived_at = None if is_active else tenant.archived_at
+        fields += ["is_active", "archived_at"]
+    if require_activation is not None:
+        tenant.require_activation = bool(require_activation)
+        fields.append("require_activation")
+    if fields:
+        tenant.save(update_fields=fields)
+    return tenant
+
+
+def tenant_archive(*, tenant: Tenant) -> Tenant:
+    """Suspend the tenant and keep its data; reversible with is_active=true."""
+    tenant.is_active = False
+    tenant.archived_at = tenant.archived_at or timezone.now()
+    tenant.save(update_fields=["is_active", "archived_at"])
+    return tenant
+
+
+def tenant_purge(*, tenant: Tenant, confirm: str) -> None:
+    """Drop the schema and every row of the tenant, irrevocably."""
+    if confirm != tenant.slug:
+        raise ApplicationError(f"To purge, pass purge={tenant.slug}.", field="purge")
+    _drop_tenant(tenant)
+
+
+def _drop_tenant(tenant: Tenant) -> None:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)).as_string()
+            )
+        Tenant.objects.filter(pk=tenant.pk).delete()  # domains cascade; cache signals fire
+
+
+# --- domains --------------------------------------------------------------------------
+
+
+def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Domain:
+    from django.http.request import validate_host
+
+    if not isinstance(domain, str):
+        raise ApplicationError("A domain name is required.", field="domain")
+    domain = domain.strip().lower().rstrip(".")
+    if not DOMAIN_RE.match(domain):
+        raise ApplicationError("Enter a valid domain name.", field="domain")
+    if not validate_host(domain, settings.ALLOWED_HOSTS) or domain == settings.TENANT_BASE_DOMAIN:
+        raise ApplicationError(
+            "This deployment does not serve that host: use a subdomain of "
+            f"{settings.TENANT_BASE_DOMAIN} or add it to ALLOWED_HOSTS_EXTRA.",
+            field="domain",
+        )
+    try:
+        with transaction.atomic():
+            if is_primary:
+                Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
+            created = Domain.objects.create(tenant=tenant, domain=domain, is_primary=is_primary)
+    except IntegrityError:
+        raise Conflict(f"'{domain}' is already in use.", field="domain") from None
+    return created
+
+
+def domain_remove(*, tenant: Tenant, domain: str) -> None:
+    found = Domain.objects.filter(tenant=tenant, domain=domain).first()
+    if found is None:
+        from config.errors import NotFound
+
+        raise NotFound(f"'{domain}' is not a domain of this tenant.", field="domain")
+    if found.is_primary:
+        raise ApplicationError("The primary domain cannot be removed.", field="domain")
+    found.delete()

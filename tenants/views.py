@@ -1,0 +1,83 @@
+"""Platform API (public host, operators only). Thin: validate, call, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tenants import selectors, services
+from tenants.permissions import IsPlatformOperator
+from tenants.serializers import DomainSerializer, TenantCreateSerializer, TenantSerializer, TenantUpdateSerializer
+
+
+class PlatformView(APIView):
+    permission_classes = [IsPlatformOperator]
+
+
+class TenantListCreateView(PlatformView):
+    @extend_schema(responses=TenantSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from rest_framework.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(selectors.tenant_list(), request, view=self)
+        return paginator.get_paginated_response(TenantSerializer(page, many=True).data)
+
+    @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer})
+    def post(self, request: Request) -> Response:
+        data = TenantCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = services.tenant_provision(**data.validated_data)
+        return Response(TenantSerializer(selectors.tenant_get(slug=tenant.slug)).data, status=status.HTTP_201_CREATED)
+
+
+class TenantDetailView(PlatformView):
+    @extend_schema(responses=TenantSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(TenantSerializer(selectors.tenant_get(slug=slug)).data)
+
+    @extend_schema(request=TenantUpdateSerializer, responses=TenantSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        data = TenantUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.tenant_update(tenant=selectors.tenant_get(slug=slug), **data.validated_data)
+        return Response(TenantSerializer(selectors.tenant_get(slug=slug)).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("purge", str, description="The tenant's slug again: drop its schema for good.")],
+        responses={204: None},
+    )
+    def delete(self, request: Request, slug: str) -> Response:
+        tenant = selectors.tenant_get(slug=slug)
+        purge = request.query_params.get("purge")
+        if purge is None:
+            services.tenant_archive(tenant=tenant)
+        else:
+            services.tenant_purge(tenant=tenant, confirm=purge)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TenantDomainsView(PlatformView):
+    @extend_schema(responses=DomainSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        tenant = selectors.tenant_get(slug=slug)
+        return Response([{"domain": d.domain, "is_primary": d.is_primary} for d in tenant.domains.all()])
+
+    @extend_schema(request=DomainSerializer, responses={201: DomainSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        data = DomainSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        domain = services.domain_add(tenant=selectors.tenant_get(slug=slug), **data.validated_data)
+        return Response({"domain": domain.domain, "is_primary": domain.is_primary}, status=status.HTTP_201_CREATED)
+
+
+class TenantDomainDetailView(PlatformView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
+        services.domain_remove(tenant=selectors.tenant_get(slug=slug), domain=domain)
+        return Response(status=status.HTTP_204_NO_CONTENT)
