@@ -1,0 +1,100 @@
+"""Test set-up: a real PostgreSQL, real schemas, real requests through the middleware.
+
+The session creates the template and two tenants, ``acme`` and ``globex``,
+through the provisioning service, committed in the test database. Each test
+runs in a transaction that is rolled back (PostgreSQL DDL included), so a test
+may provision tenants freely. Tests that need real commits (concurrency) use
+``committed`` and clean up after themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tenants import cache as tenant_cache
+
+PASSWORD = "Corr3ct-Horse-Battery"
+BASE = settings.TENANT_BASE_DOMAIN
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    slug: str
+    host: str
+    admin_email: str
+    password: str = PASSWORD
+
+
+ACME = DemoTenant("acme", f"acme.{BASE}", "admin@acme.test")
+GLOBEX = DemoTenant("globex", f"globex.{BASE}", "admin@globex.test")
+OPERATOR_EMAIL = "operator@platform.test"
+
+
+def pytest_configure(config: Any) -> None:
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    from accounts.models import User
+    from tenants.services import template_ensure, tenant_provision
+
+    with django_db_blocker.unblock():
+        connection.set_schema_to_public()
+        template_ensure()
+        for demo in (ACME, GLOBEX):
+            tenant_provision(slug=demo.slug, name=demo.slug.title(), admin_email=demo.admin_email,
+                             admin_password=demo.password)
+        User.objects.create_superuser(email=OPERATOR_EMAIL, username="operator", password=PASSWORD)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tenancy_state() -> Iterator[None]:
+    tenant_cache.clear()
+    connection.set_schema_to_public()
+    yield
+    connection.set_schema_to_public()
+    tenant_cache.clear()
+
+
+def client_for(host: str) -> APIClient:
+    return APIClient(HTTP_HOST=host)
+
+
+def jwt_login(host: str, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client_for(host).post("/api/auth/jwt/create/", {"email": email, "password": password}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def authed(host: str, access: str, scheme: str = "Bearer") -> APIClient:
+    client = client_for(host)
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {access}")
+    return client
+
+
+@pytest.fixture
+def operator_client(db: None) -> APIClient:
+    return authed(BASE, jwt_login(BASE, OPERATOR_EMAIL)["access"])
+
+
+@pytest.fixture
+def committed(django_db_blocker: Any) -> Iterator[Callable[[str], None]]:
+    """Real commits (no wrapping transaction); purges the slugs it is told about."""
+    from tenants.models import Tenant
+    from tenants.services import tenant_purge
+
+    created: list[str] = []
+    with django_db_blocker.unblock():
+        yield created.append
+        connection.set_schema_to_public()
+        for tenant in Tenant.objects.filter(slug__in=created):
+            tenant_purge(tenant=tenant, confirm=tenant.slug)
