@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,6 +19,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from accounts.authentication import user_for_claim
 from accounts.tokens import TenantRefreshToken, TenantUntypedToken
 
 
@@ -52,9 +54,9 @@ class TenantTokenRefreshSerializer(TokenRefreshSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
-        user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}).first()
+        user = user_for_claim(user_id)
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
-            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account")
+            raise AuthenticationFailed(str(self.error_messages["no_active_account"]), "no_active_account")
 
         data = {"access": str(refresh.access_token)}
         if api_settings.ROTATE_REFRESH_TOKENS:
@@ -95,7 +97,17 @@ class TenantTokenVerifySerializer(TokenVerifySerializer):
 
 
 class TenantTokenBlacklistSerializer(TokenBlacklistSerializer):
+    """simplejwt's ``blacklist()`` looks the user up with ``.get()`` and lets a
+    junk id claim raise (500); this looks it up like every other path here."""
+
     token_class = TenantRefreshToken
+
+    def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
+        refresh = self.token_class(attrs["refresh"])
+        # Already blacklisted (say, by a concurrent logout): still logged out.
+        with contextlib.suppress(InvalidToken):
+            _blacklist_once(refresh, user_for_claim(refresh.payload.get(api_settings.USER_ID_CLAIM)))
+        return {}
 
 
 class EmptySerializer(serializers.Serializer):

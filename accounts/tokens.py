@@ -12,10 +12,11 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedToken
+
+from tenants.db import connection
 
 TENANT_CLAIM = "tenant"
 
@@ -30,7 +31,7 @@ class TenantBoundMixin:
 
     def verify(self) -> None:
         claim = self.payload.get(TENANT_CLAIM)
-        if not isinstance(claim, str) or not hmac.compare_digest(claim, connection.schema_name):
+        if not isinstance(claim, str) or not hmac.compare_digest(claim.encode(), connection.schema_name.encode()):
             raise TokenError(_("Token was not issued for this host."))
         super().verify()  # type: ignore[misc]
 
@@ -39,7 +40,7 @@ class TenantAccessToken(TenantBoundMixin, AccessToken):
     pass
 
 
-class TenantRefreshToken(TenantBoundMixin, RefreshToken):
+class TenantRefreshToken(TenantBoundMixin, RefreshToken):  # type: ignore[misc]
     access_token_class = TenantAccessToken
 
 

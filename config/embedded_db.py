@@ -14,6 +14,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,7 +22,7 @@ DATA_DIR = Path(os.environ.get("EMBEDDED_PG_DIR", BASE_DIR / ".data" / "pg"))
 DB_NAME = "tenantdesk"
 
 
-def _server():  # type: ignore[no-untyped-def]
+def _server() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
         import pgserver
@@ -30,7 +31,7 @@ def _server():  # type: ignore[no-untyped-def]
         return pgserver.get_server(DATA_DIR, cleanup_mode=None)
 
 
-def _socket_dir(server) -> str:  # type: ignore[no-untyped-def]
+def _socket_dir(server: Any) -> str:
     # get_uri() is "postgresql://postgres:@/postgres?host=<socket dir>"
     return str(server.get_uri()).split("host=", 1)[1]
 
@@ -51,7 +52,7 @@ def stop() -> None:
     pid_file = DATA_DIR / "postmaster.pid"
     if not pid_file.exists():
         return
-    from pgserver._commands import pg_ctl  # type: ignore[import-untyped]
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     server = _server()
     pg_ctl(["-w", "stop"], pgdata=DATA_DIR, user=server.system_user)

@@ -24,8 +24,8 @@ from rest_framework.views import exception_handler
 class ApplicationError(Exception):
     """A business rule said no. ``field`` names the input at fault, if any."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -78,6 +78,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None
+    detail: Any
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         errors = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}

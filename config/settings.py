@@ -150,9 +150,13 @@ ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
 
 # --- Cache --------------------------------------------------------------------
-# Keys are prefixed with the current schema so tenants never read each other's
-# entries. The "tenants" alias holds host -> tenant resolution, which is
-# looked up before any schema is chosen, so its keys are not schema-prefixed.
+# "default": shared state (throttles and the like). Keys are prefixed with the
+# current schema so tenants never read each other's entries.
+# "tenants": host -> tenant resolution, read before any schema is chosen, so
+# its keys carry the database name instead (tenants/cache.py). It must be seen
+# by every process serving requests, or suspending a tenant would not reach
+# them: Redis when REDIS_URL is set, else files under .data/ (every process of
+# this machine).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     _redis = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}
@@ -173,9 +177,10 @@ else:
             "KEY_FUNCTION": "django_tenants.cache.make_key",
         },
         "tenants": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "tenants",
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(BASE_DIR / ".data" / "cache" / "tenants"),
             "TIMEOUT": 3600,
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         },
     }
 

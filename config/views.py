@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from django.db import connection
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from tenants.db import connection
 
 
 @api_view(["GET"])

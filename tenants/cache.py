@@ -1,9 +1,10 @@
 """Host -> tenant resolution, cached so a warm request spends no query on it.
 
-The cache is the ``tenants`` alias: per process (locmem) without REDIS_URL,
-shared by every process with it. Writes to ``Tenant`` and ``Domain`` evict the
-affected hosts through model signals, so every write path (services, admin,
-shell) invalidates, at once and again on commit (a reader between the two
+The cache is the ``tenants`` alias, seen by every process: Redis with
+REDIS_URL, files under .data/ without. Keys carry the database name, so a dev
+server and the test suite sharing one cache never see each other's tenants.
+Writes to ``Tenant`` and ``Domain`` evict the affected hosts through model
+signals, so every write path (services, admin, shell) invalidates, at once and again on commit (a reader between the two
 could otherwise re-cache the pre-commit row).
 """
 
@@ -12,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from django.core.cache import caches
-from django.db import transaction
+from django.core.cache import BaseCache, caches
+from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
@@ -26,10 +27,11 @@ _MISSING = "-"
 
 
 def _key(host: str) -> str:
-    return "host:" + hashlib.sha1(host.encode(), usedforsecurity=False).hexdigest()
+    scoped = f"{connection.settings_dict['NAME']}\x00{host}"
+    return "host:" + hashlib.sha1(scoped.encode(), usedforsecurity=False).hexdigest()
 
 
-def _cache():  # type: ignore[no-untyped-def]
+def _cache() -> BaseCache:
     return caches["tenants"]
 
 

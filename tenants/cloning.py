@@ -109,7 +109,7 @@ def _build(cursor: CursorWrapper, template: str, src: str, fingerprint: str) -> 
         [nsp],
     )
     tables: list[tuple[int, str]] = list(cursor.fetchall())
-    table_names = {oid: name for oid, name in tables}
+    table_names = dict(tables)
 
     create: list[str] = []
     copy: list[str] = []
@@ -190,14 +190,16 @@ def _build(cursor: CursorWrapper, template: str, src: str, fingerprint: str) -> 
 
 def _refuse_unsupported_objects(cursor: CursorWrapper, nsp: int, template: str) -> None:
     checks = {
-        "views or materialized views": "SELECT count(*) FROM pg_class WHERE relnamespace = %s AND relkind IN ('v', 'm')",
+        "views or materialized views": "SELECT count(*) FROM pg_class "
+        "WHERE relnamespace = %s AND relkind IN ('v', 'm')",
         "functions": "SELECT count(*) FROM pg_proc WHERE pronamespace = %s",
         "triggers": "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "WHERE c.relnamespace = %s AND NOT t.tgisinternal",
         "sequences not owned by an identity column": "SELECT count(*) FROM pg_class s WHERE s.relnamespace = %s "
         "AND s.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = s.oid AND d.deptype = 'i')",
-        "column defaults read from a sequence": "SELECT count(*) FROM pg_attrdef d JOIN pg_class c ON c.oid = d.adrelid "
-        "WHERE c.relnamespace = %s AND pg_get_expr(d.adbin, d.adrelid) LIKE '%%nextval(%%'",
+        "column defaults read from a sequence": "SELECT count(*) FROM pg_attrdef d "
+        "JOIN pg_class c ON c.oid = d.adrelid WHERE c.relnamespace = %s "
+        "AND pg_get_expr(d.adbin, d.adrelid) LIKE '%%nextval(%%'",
     }
     for what, query in checks.items():
         cursor.execute(query, [nsp])

@@ -21,8 +21,9 @@ def schema_signature(cursor: CursorWrapper, schema: str) -> dict[str, Any]:
     cursor.execute("SELECT set_config('search_path', %s, true)", [printed])
     signature = {
         "columns": rows(
-            "SELECT c.relname, row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum), a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-            "a.attidentity, a.attgenerated, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+            "SELECT c.relname, row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum), a.attname, "
+            "format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity, a.attgenerated, "
+            "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
             "JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
             "WHERE c.relnamespace = %s AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
         ),

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
-from django.http.request import split_domain_port, validate_host
+from django.http.request import split_domain_port
 from django.urls import set_urlconf
 
 from config.errors import json_error
 from tenants.cache import resolve_host
+from tenants.db import connection
 
 
 class TenantMiddleware:
@@ -29,11 +30,13 @@ class TenantMiddleware:
         self.base_domain: str = settings.TENANT_BASE_DOMAIN
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        host, _port = split_domain_port(request._get_raw_host())
-        host = host.lower()
+        try:
+            host, _port = split_domain_port(request.get_host())  # checks ALLOWED_HOSTS
+        except DisallowedHost:
+            host = ""
         if host.startswith("www."):
             host = host[4:]
-        if not host or not validate_host(host, settings.ALLOWED_HOSTS):
+        if not host:
             return json_error(request, 404, "Unknown host.", "unknown_host")
 
         if host == self.base_domain:

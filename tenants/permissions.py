@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django_tenants.utils import get_public_schema_name
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+from tenants.db import connection
 
 
 class IsPlatformOperator(BasePermission):

@@ -20,7 +20,16 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
 
     class Meta:
         model = Tenant
-        fields = ["slug", "name", "schema_name", "domains", "is_active", "require_activation", "created_at", "archived_at"]
+        fields = [
+            "slug",
+            "name",
+            "schema_name",
+            "domains",
+            "is_active",
+            "require_activation",
+            "created_at",
+            "archived_at",
+        ]
         read_only_fields = fields
 
     def get_domains(self, tenant: Tenant) -> list[str]:

@@ -20,20 +20,25 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg import sql
 
 from config.errors import ApplicationError, Conflict
+from tenants import cache as tenant_cache
 from tenants import cloning
+from tenants.db import connection
 from tenants.models import Domain, Tenant
 
 logger = logging.getLogger(__name__)
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-RESERVED_SLUGS = frozenset({"public", "www", "api", "admin", "static", "media", "template", "tenant-template"})
+# "information-schema" would be the schema information_schema, which PostgreSQL owns (like pg_*).
+RESERVED_SLUGS = frozenset(
+    {"public", "www", "api", "admin", "static", "media", "template", "tenant-template", "information-schema"}
+)
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
 
 # Provisioning holds this lock shared; migrating the template holds it
@@ -58,7 +63,7 @@ def primary_domain_for(slug: str) -> str:
 
 
 def validate_slug(slug: object) -> str:
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):  # fullmatch: "$" would allow a trailing "\n"
         raise ApplicationError(
             "Use 3-32 characters: lowercase letters, digits and hyphens, starting with a letter "
             "and not ending with a hyphen.",
@@ -94,14 +99,26 @@ def template_ensure(*, verbosity: int = 0) -> Tenant:
         },
     )
     if not _template_is_current():
-        with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Session-level and exclusive: held across migrate_schemas' own
+            # transactions, so no provision clones a half-migrated template.
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK])
+        try:
+            if not _template_is_current():
+                with connection.cursor() as cursor:
+                    schema = sql.Identifier(template_schema()).as_string()
+                    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                call_command(
+                    "migrate_schemas",
+                    tenant=True,
+                    schema_name=template_schema(),
+                    interactive=False,
+                    verbosity=verbosity,
+                )
+        finally:
+            connection.set_schema_to_public()
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_TEMPLATE_LOCK])
-                cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(template_schema())).as_string())
-        call_command(
-            "migrate_schemas", tenant=True, schema_name=template_schema(), interactive=False, verbosity=verbosity
-        )
-        connection.set_schema_to_public()
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK])
     return template
 
 
@@ -220,6 +237,8 @@ def _insert_tenant_rows(*, slug: str, name: str, require_activation: bool) -> Te
             Domain.objects.bulk_create([Domain(tenant=tenant, domain=primary_domain_for(slug), is_primary=True)])
     except IntegrityError:
         raise SlugTaken(f"A tenant with slug '{slug}' already exists.", field="slug") from None
+    # bulk_create sends no signals: forget a cached "unknown host" ourselves.
+    tenant_cache.evict_hosts([primary_domain_for(slug)])
     return tenant
 
 
@@ -250,8 +269,10 @@ def _provision_by_clone(
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(script.render(tenant.schema_name))
-                except pg_errors.DuplicateSchema:
-                    raise SlugTaken(f"A schema for '{slug}' already exists.", field="slug") from None
+                except ProgrammingError as exc:  # Django wraps psycopg's errors
+                    if isinstance(exc.__cause__, pg_errors.DuplicateSchema):
+                        raise SlugTaken(f"A schema for '{slug}' already exists.", field="slug") from None
+                    raise
             _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
     finally:
         # Also forgets the search_path the clone script set locally.
@@ -266,15 +287,20 @@ def _provision_by_migrations(
     run every migration in a new schema. Kept for the benchmark and as a
     fallback; cleans up by hand on failure since migrate commits as it goes."""
     tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation)
+    schema_created = False
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tenant.schema_name)).as_string())
+        schema_created = True
         call_command("migrate_schemas", tenant=True, schema_name=tenant.schema_name, interactive=False, verbosity=0)
         with transaction.atomic():
             _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
     except BaseException:
         connection.set_schema_to_public()
-        _drop_tenant(tenant)
+        if schema_created:
+            _drop_tenant(tenant)
+        else:  # someone else's schema (CREATE SCHEMA failed): keep it, drop only our rows
+            Tenant.objects.filter(pk=tenant.pk).delete()
         raise
     finally:
         connection.set_schema_to_public()
@@ -284,8 +310,9 @@ def _provision_by_migrations(
 # --- lifecycle ------------------------------------------------------------------------
 
 
-def tenant_update(*, tenant: Tenant, name: str | None = None, is_active: bool | None = None,
-                  require_activation: bool | None = None) -> Tenant:
+def tenant_update(
+    *, tenant: Tenant, name: str | None = None, is_active: bool | None = None, require_activation: bool | None = None
+) -> Tenant:
     fields: list[str] = []
     if name is not None:
         tenant.name = _validate_name(name)

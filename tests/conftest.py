@@ -9,6 +9,7 @@ may provision tenants freely. Tests that need real commits (concurrency) use
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,12 @@ OPERATOR_EMAIL = "operator@platform.test"
 
 
 def pytest_configure(config: Any) -> None:
+    # One test database per run, so that several runs on one server (a
+    # developer's and CI's, or parallel sessions) never trip over each other.
+    db = settings.DATABASES["default"]
+    test = db.setdefault("TEST", {})
+    if not test.get("NAME"):
+        test["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
 
 

@@ -1,0 +1,156 @@
+"""Host routing, suspension, and the tenant cache (zero queries when warm)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tenants.models import Tenant
+from tenants.services import domain_add, domain_remove, tenant_archive, tenant_provision, tenant_update
+from tests.conftest import ACME, BASE, GLOBEX, PASSWORD, client_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _lookups(queries: list[dict[str, str]]) -> list[str]:
+    return [q["sql"] for q in queries if not q["sql"].startswith("SET search_path")]
+
+
+@pytest.mark.parametrize("host", ["nope.localhost", "evil.example.com", "acme.localhost.evil.com", "localhostx"])
+def test_unknown_hosts_answer_404_json(db, host):
+    response = client_for(host).get("/api/health/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Unknown host.", "code": "unknown_host"}
+
+
+def test_public_and_tenant_urlconfs_are_separate(db):
+    assert client_for(BASE).get("/api/auth/users/").status_code == 404
+    assert client_for(ACME.host).get("/api/platform/tenants/").status_code == 404
+    missing = client_for(ACME.host).get("/no/such/path/")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+
+
+def test_each_host_gets_its_own_schema(db):
+    assert client_for(ACME.host).get("/api/health/").json() == {"status": "ok", "schema": "acme", "tenant": "acme"}
+    assert client_for(GLOBEX.host).get("/api/health/").json()["schema"] == "globex"
+    assert client_for(BASE).get("/api/health/").json() == {"status": "ok", "schema": "public", "tenant": None}
+    assert client_for(f"www.{ACME.host}").get("/api/health/").json()["tenant"] == "acme"
+    assert client_for(f"{ACME.host}:8000").get("/api/health/").json()["tenant"] == "acme"
+
+
+def test_warm_request_spends_no_query_on_tenant_resolution(db):
+    client = client_for(ACME.host)
+    with CaptureQueriesContext(connection) as cold:
+        assert client.get("/api/health/").status_code == 200
+    assert len(_lookups(cold.captured_queries)) == 1  # the one domain lookup
+    assert "tenants_domain" in _lookups(cold.captured_queries)[0]
+
+    for _ in range(3):
+        with CaptureQueriesContext(connection) as warm:
+            assert client.get("/api/health/").status_code == 200
+        assert _lookups(warm.captured_queries) == []
+
+
+def test_unknown_host_lookups_are_cached_too(db):
+    client_for("ghost.localhost").get("/api/health/")
+    with CaptureQueriesContext(connection) as warm:
+        assert client_for("ghost.localhost").get("/api/health/").status_code == 404
+    assert _lookups(warm.captured_queries) == []
+
+
+@pytest.mark.parametrize("path", ["/api/health/", "/api/auth/jwt/create/", "/admin/", "/does/not/exist/"])
+def test_suspended_tenant_answers_403_on_every_path(db, path):
+    client = client_for(ACME.host)
+    assert client.get("/api/health/").status_code == 200  # warm the cache first
+    tenant_archive(tenant=Tenant.objects.get(slug="acme"))
+    response = client.post(path, {}, format="json") if "jwt" in path else client.get(path)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This tenant is suspended.", "code": "tenant_suspended"}
+    assert client_for(GLOBEX.host).get("/api/health/").status_code == 200
+
+
+def test_reactivation_takes_effect_at_once(db):
+    acme = Tenant.objects.get(slug="acme")
+    tenant_archive(tenant=acme)
+    assert client_for(ACME.host).get("/api/health/").status_code == 403
+    tenant_update(tenant=acme, is_active=True)
+    assert client_for(ACME.host).get("/api/health/").status_code == 200
+
+
+def test_domain_changes_take_effect_at_once(db):
+    acme = Tenant.objects.get(slug="acme")
+    extra = "shop-acme.localhost"
+    assert client_for(extra).get("/api/health/").status_code == 404  # cached as unknown
+    domain_add(tenant=acme, domain=extra)
+    assert client_for(extra).get("/api/health/").json()["tenant"] == "acme"
+    domain_remove(tenant=acme, domain=extra)
+    assert client_for(extra).get("/api/health/").status_code == 404
+
+
+def test_new_tenant_host_is_served_even_if_asked_for_before(db):
+    assert client_for("newco.localhost").get("/api/health/").status_code == 404
+    tenant_provision(slug="newco", name="NewCo", admin_email="a@newco.test", admin_password=PASSWORD)
+    assert client_for("newco.localhost").get("/api/health/").json()["tenant"] == "newco"
+
+
+def test_template_is_never_served(db):
+    template = Tenant.objects.get(is_template=True)
+    assert not template.domains.exists()
+
+
+def _redis_url() -> str | None:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        return None
+    return "redis://127.0.0.1:6379/15"
+
+
+@pytest.mark.parametrize("backend", ["files", "redis"])
+def test_suspension_reaches_every_process(committed, settings, backend):
+    """Another OS process suspends the tenant; this process, whose cache is
+    warm, refuses the very next request: nothing is cached per process."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    if backend == "redis":
+        url = _redis_url()
+        if url is None:
+            pytest.skip("no Redis at 127.0.0.1:6379")
+        env["REDIS_URL"] = url
+        tenants_cache = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "td-tenants"}
+    else:
+        tenants_cache = {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(REPO / ".data" / "cache" / "tenants"),
+        }
+    settings.CACHES = {**settings.CACHES, "tenants": tenants_cache}
+    from tenants import cache as tenant_cache
+
+    tenant_cache.clear()
+    committed("multiproc")
+    tenant_provision(slug="multiproc", name="M", admin_email="a@m.test", admin_password=PASSWORD)
+    client = client_for("multiproc.localhost")
+    assert client.get("/api/health/").status_code == 200
+    with CaptureQueriesContext(connection) as warm:
+        assert client.get("/api/health/").status_code == 200
+    assert _lookups(warm.captured_queries) == []
+
+    db = connection.settings_dict
+    host = db["HOST"].replace("/", "%2F")
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    script = (
+        "import django; django.setup();"
+        "from tenants.models import Tenant; from tenants.services import tenant_archive;"
+        "tenant_archive(tenant=Tenant.objects.get(slug='multiproc'))"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, check=True)
+    assert client.get("/api/health/").status_code == 403
