@@ -22,11 +22,12 @@ from django.core.management import call_command
 from django.core.validators import validate_email
 from django.db import IntegrityError, ProgrammingError, transaction
 from django.db.migrations.loader import MigrationLoader
+from django.http.request import validate_host
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from config.errors import ApplicationError, Conflict
+from config.errors import ApplicationError, Conflict, NotFound
 from tenants import cache as tenant_cache
 from tenants import cloning
 from tenants.db import connection
@@ -226,8 +227,14 @@ def _validate_admin(email: object, username: object, password: object) -> tuple[
     return email, username
 
 
-def _insert_tenant_rows(*, slug: str, name: str, require_activation: bool) -> Tenant:
-    tenant = Tenant(slug=slug, name=name, schema_name=schema_name_for(slug), require_activation=require_activation)
+def _insert_tenant_rows(*, slug: str, name: str, require_activation: bool, is_active: bool = True) -> Tenant:
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        schema_name=schema_name_for(slug),
+        require_activation=require_activation,
+        is_active=is_active,
+    )
     try:
         with transaction.atomic():
             # Skip TenantMixin.save(): its case-insensitive pre-check is a
@@ -285,8 +292,11 @@ def _provision_by_migrations(
 ) -> Tenant:
     """The slow reference path (what django-tenants does without a template):
     run every migration in a new schema. Kept for the benchmark and as a
-    fallback; cleans up by hand on failure since migrate commits as it goes."""
-    tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation)
+    fallback. migrate commits as it goes, so this path cannot be one
+    transaction: the row claims the slug first but stays suspended (its host
+    answers 403, never a half-migrated schema) until the admin exists, and a
+    failure is cleaned up by hand."""
+    tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation, is_active=False)
     schema_created = False
     try:
         with connection.cursor() as cursor:
@@ -295,6 +305,9 @@ def _provision_by_migrations(
         call_command("migrate_schemas", tenant=True, schema_name=tenant.schema_name, interactive=False, verbosity=0)
         with transaction.atomic():
             _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
+            connection.set_schema_to_public()
+            tenant.is_active = True
+            tenant.save(update_fields=["is_active"])  # evicts the cached "suspended" answer
     except BaseException:
         connection.set_schema_to_public()
         if schema_created:
@@ -319,7 +332,8 @@ def tenant_update(
         fields.append("name")
     if is_active is not None:
         tenant.is_active = bool(is_active)
-        tenant.archived_at = None if is_active else tenant.archived_at
+        # One notion of "suspended", whichever way it was asked for.
+        tenant.archived_at = None if is_active else (tenant.archived_at or timezone.now())
         fields += ["is_active", "archived_at"]
     if require_activation is not None:
         tenant.require_activation = bool(require_activation)
@@ -357,11 +371,9 @@ def _drop_tenant(tenant: Tenant) -> None:
 
 
 def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Domain:
-    from django.http.request import validate_host
-
     if not isinstance(domain, str):
         raise ApplicationError("A domain name is required.", field="domain")
-    domain = domain.strip().lower().rstrip(".")
+    domain = _normalize_domain(domain)
     if not DOMAIN_RE.match(domain):
         raise ApplicationError("Enter a valid domain name.", field="domain")
     if not validate_host(domain, settings.ALLOWED_HOSTS) or domain == settings.TENANT_BASE_DOMAIN:
@@ -380,11 +392,14 @@ def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Doma
     return created
 
 
+def _normalize_domain(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
+
+
 def domain_remove(*, tenant: Tenant, domain: str) -> None:
+    domain = _normalize_domain(domain)
     found = Domain.objects.filter(tenant=tenant, domain=domain).first()
     if found is None:
-        from config.errors import NotFound
-
         raise NotFound(f"'{domain}' is not a domain of this tenant.", field="domain")
     if found.is_primary:
         raise ApplicationError("The primary domain cannot be removed.", field="domain")

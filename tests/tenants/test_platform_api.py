@@ -1,0 +1,633 @@
+"""The platform API (``/api/platform/tenants/``) on the public host, end to end:
+real requests through the tenant middleware, real schemas behind them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from tenants.models import Domain, Tenant
+from tenants.services import tenant_provision
+from tests.conftest import ACME, BASE, GLOBEX, PASSWORD, authed, client_for, jwt_login
+
+URL = "/api/platform/tenants/"
+TENANT_FIELDS = {
+    "slug",
+    "name",
+    "schema_name",
+    "domains",
+    "is_active",
+    "require_activation",
+    "created_at",
+    "archived_at",
+}
+
+
+def detail(slug: str) -> str:
+    return f"{URL}{slug}/"
+
+
+def domains_url(slug: str) -> str:
+    return f"{URL}{slug}/domains/"
+
+
+def schema_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nspname FROM pg_namespace")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def schema_exists(schema: str) -> bool:
+    return schema in schema_names()
+
+
+def new_tenant_payload(slug: str, /, **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "slug": slug,
+        "name": f"{slug.title()} Inc.",
+        "admin_email": f"owner@{slug}.test" if re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", slug) else "owner@example.test",
+        "admin_password": PASSWORD,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def provision(slug: str) -> Tenant:
+    return tenant_provision(slug=slug, name=slug.title(), admin_email=f"owner@{slug}.test", admin_password=PASSWORD)
+
+
+def assert_error(response: Any, status: int, field: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """The one error shape: JSON with detail and code, and the field named in errors."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    assert isinstance(body.get("detail"), str)
+    assert body["detail"]
+    assert isinstance(body.get("code"), str)
+    assert body["code"]
+    if code is not None:
+        assert body["code"] == code, body
+    if field is not None:
+        assert field in body.get("errors", {}), body
+        messages = body["errors"][field]
+        assert isinstance(messages, list), body
+        assert messages, body
+        assert all(isinstance(m, str) and m for m in messages), body
+    return body
+
+
+@pytest.fixture
+def unchanged(db: None) -> Any:
+    """Asserts, at the end of the test, that no tenant row and no schema appeared."""
+    tenants = set(Tenant.objects.values_list("slug", flat=True))
+    schemas = schema_names()
+    yield
+    connection.set_schema_to_public()
+    assert set(Tenant.objects.values_list("slug", flat=True)) == tenants
+    assert schema_names() == schemas
+
+
+# --- who may call it ------------------------------------------------------------------------------------------
+
+
+def test_anonymous_is_401(db: None) -> None:
+    client = client_for(BASE)
+    assert_error(client.get(URL), 401, code="not_authenticated")
+    assert_error(client.post(URL, new_tenant_payload("anon"), format="json"), 401)
+    assert_error(client.get(detail(ACME.slug)), 401)
+    assert_error(client.delete(detail(ACME.slug)), 401)
+    assert Tenant.objects.get(slug=ACME.slug).is_active
+
+
+def test_tenant_admin_token_is_refused_on_the_public_host(db: None) -> None:
+    access = jwt_login(ACME.host, ACME.admin_email)["access"]
+    assert authed(ACME.host, access).get("/api/auth/users/me/").status_code == 200  # valid where it was issued
+    client = authed(BASE, access)
+    assert_error(client.get(URL), 401)
+    assert_error(client.post(URL, new_tenant_payload("sneaky"), format="json"), 401)
+    assert_error(client.delete(detail(GLOBEX.slug)), 401)
+    assert not Tenant.objects.filter(slug="sneaky").exists()
+    assert Tenant.objects.get(slug=GLOBEX.slug).is_active
+
+
+def test_tenant_admin_cannot_log_in_on_the_public_host(db: None) -> None:
+    response = client_for(BASE).post(
+        "/api/auth/jwt/create/", {"email": ACME.admin_email, "password": PASSWORD}, format="json"
+    )
+    assert_error(response, 401)
+
+
+def test_non_staff_public_user_is_403(db: None) -> None:
+    User.objects.create_user(email="clerk@platform.test", username="clerk", password=PASSWORD)
+    client = authed(BASE, jwt_login(BASE, "clerk@platform.test")["access"])
+    assert_error(client.get(URL), 403, code="permission_denied")
+    assert_error(client.post(URL, new_tenant_payload("clerky"), format="json"), 403)
+    assert_error(client.patch(detail(ACME.slug), {"name": "Pwned"}, format="json"), 403)
+    assert_error(client.post(domains_url(ACME.slug), {"domain": f"x.{BASE}"}, format="json"), 403)
+    assert not Tenant.objects.filter(slug="clerky").exists()
+    assert Tenant.objects.get(slug=ACME.slug).name == "Acme"
+
+
+def test_platform_api_is_not_served_on_tenant_hosts(operator_client: APIClient) -> None:
+    admin = authed(ACME.host, jwt_login(ACME.host, ACME.admin_email)["access"])
+    assert_error(admin.get(URL), 404)
+
+
+# --- list -----------------------------------------------------------------------------------------------------
+
+
+def test_list_is_paginated_and_hides_the_template(operator_client: APIClient) -> None:
+    response = operator_client.get(URL)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    slugs = [t["slug"] for t in body["results"]]
+    assert slugs == sorted(slugs)
+    assert {ACME.slug, GLOBEX.slug} <= set(slugs)
+    assert "tenant-template" not in slugs
+    assert all(t["schema_name"] != "tenant_template" for t in body["results"])
+    assert body["count"] == Tenant.objects.filter(is_template=False).count() == len(slugs)
+
+    acme = next(t for t in body["results"] if t["slug"] == ACME.slug)
+    assert set(acme) == TENANT_FIELDS
+    assert acme["domains"] == [ACME.host]
+    assert acme["schema_name"] == "acme"
+    assert acme["is_active"] is True
+
+
+def test_list_pages(operator_client: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rest_framework.pagination import PageNumberPagination
+
+    monkeypatch.setattr(PageNumberPagination, "page_size", 2)  # read from settings at import
+    for slug in ("page-a", "page-b", "page-c"):
+        provision(slug)
+    first = operator_client.get(URL).json()
+    total = Tenant.objects.filter(is_template=False).count()
+    assert first["count"] == total >= 5
+    assert len(first["results"]) == 2
+    assert first["next"]
+    assert first["previous"] is None
+    seen = [t["slug"] for t in first["results"]]
+    page = first
+    while page["next"]:
+        page = operator_client.get(page["next"]).json()
+        seen += [t["slug"] for t in page["results"]]
+    assert seen == sorted(Tenant.objects.filter(is_template=False).values_list("slug", flat=True))
+
+
+# --- create ---------------------------------------------------------------------------------------------------
+
+
+def test_create_serves_the_new_host_and_its_admin(operator_client: APIClient) -> None:
+    # Warm the negative cache for the host first: creation must evict it.
+    assert_error(client_for(f"newco.{BASE}").get("/api/health/"), 404, code="unknown_host")
+
+    response = operator_client.post(
+        URL, new_tenant_payload("newco", require_activation=False, admin_username="root"), format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == TENANT_FIELDS  # no password, no admin details
+    assert body["slug"] == "newco"
+    assert body["name"] == "Newco Inc."
+    assert body["schema_name"] == "newco"
+    assert body["domains"] == [f"newco.{BASE}"]
+    assert body["is_active"] is True
+    assert body["require_activation"] is False
+    assert body["created_at"]
+    assert body["archived_at"] is None
+
+    assert schema_exists("newco")
+    health = client_for(f"newco.{BASE}").get("/api/health/")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "schema": "newco", "tenant": "newco"}
+
+    tokens = jwt_login(f"newco.{BASE}", "owner@newco.test")
+    me = authed(f"newco.{BASE}", tokens["access"]).get("/api/auth/users/me/").json()
+    assert me["email"] == "owner@newco.test"
+    assert me["username"] == "root"
+    with schema_context("newco"):
+        assert User.objects.get().is_superuser
+
+    # And it is now listed and retrievable.
+    assert "newco" in [t["slug"] for t in operator_client.get(URL).json()["results"]]
+    assert operator_client.get(detail("newco")).json() == body
+
+
+def test_create_defaults_require_activation_true(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, new_tenant_payload("defaulted"), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["require_activation"] is True
+    assert Tenant.objects.get(slug="defaulted").require_activation is True
+
+
+def test_duplicate_slug_is_409(operator_client: APIClient, unchanged: None) -> None:
+    response = operator_client.post(URL, new_tenant_payload(ACME.slug, admin_email="x@evil.test"), format="json")
+    body = assert_error(response, 409, field="slug", code="slug_taken")
+    assert set(body) == {"detail", "code", "errors"}
+    with schema_context(ACME.slug):
+        assert not User.objects.filter(email="x@evil.test").exists()
+
+
+@pytest.mark.parametrize(
+    "slug", ["ab", "a" * 33, "Upper", "1digit", "trailing-", "under_score", "ünï", "dou--ble", "with space"]
+)
+def test_bad_slug_is_400(operator_client: APIClient, unchanged: None, slug: str) -> None:
+    assert_error(operator_client.post(URL, new_tenant_payload(slug), format="json"), 400, field="slug")
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["public", "www", "api", "admin", "static", "media", "template", "tenant-template", "pg-foo", "information-schema"],
+)
+def test_reserved_slug_is_400(operator_client: APIClient, unchanged: None, slug: str) -> None:
+    body = assert_error(operator_client.post(URL, new_tenant_payload(slug), format="json"), 400, field="slug")
+    assert body["code"] == "reserved"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['{"slug": "broken", "name": ', "not json at all", "", "[1, 2", '{"slug": "x"} trailing'],
+    ids=["truncated", "text", "empty", "array", "trailing"],
+)
+def test_malformed_json_is_400_json(operator_client: APIClient, unchanged: None, raw: str) -> None:
+    response = operator_client.generic("POST", URL, raw, content_type="application/json")
+    body = assert_error(response, 400)
+    assert b"<html" not in response.content.lower()
+    if raw:
+        assert body["code"] == "parse_error"
+
+
+def test_non_object_json_is_400(operator_client: APIClient, unchanged: None) -> None:
+    assert_error(operator_client.post(URL, [new_tenant_payload("listed")], format="json"), 400)
+    assert_error(operator_client.post(URL, "just a string", format="json"), 400)
+
+
+def test_form_encoded_body_is_refused(operator_client: APIClient, unchanged: None) -> None:
+    response = operator_client.post(URL, new_tenant_payload("formy"))  # multipart
+    assert_error(response, 415)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"require_activation": "yes"}, "require_activation"),
+        ({"require_activation": 1}, "require_activation"),
+        ({"require_activation": "true"}, "require_activation"),
+        ({"require_activation": None}, "require_activation"),
+        ({"slug": 12345}, "slug"),
+        ({"slug": ["typed"]}, "slug"),
+        ({"slug": {"a": 1}}, "slug"),
+        ({"slug": None}, "slug"),
+        ({"name": ["n"]}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"admin_email": "nope"}, "admin_email"),
+        ({"admin_email": 7}, "admin_email"),
+        ({"admin_password": "short"}, "admin_password"),
+        ({"admin_password": "password123"}, "admin_password"),
+        ({"admin_password": 12345678}, "admin_password"),
+        ({"admin_username": "has space"}, "admin_username"),
+    ],
+)
+def test_wrong_values_are_400_naming_the_field(
+    operator_client: APIClient, unchanged: None, overrides: dict[str, Any], field: str
+) -> None:
+    response = operator_client.post(URL, new_tenant_payload("typed", **overrides), format="json")
+    assert_error(response, 400, field=field)
+
+
+@pytest.mark.parametrize("missing", ["slug", "name", "admin_email", "admin_password"])
+def test_missing_field_is_400_naming_it(operator_client: APIClient, unchanged: None, missing: str) -> None:
+    payload = new_tenant_payload("missing")
+    del payload[missing]
+    assert_error(operator_client.post(URL, payload, format="json"), 400, field=missing)
+
+
+def test_empty_body_names_every_required_field(operator_client: APIClient, unchanged: None) -> None:
+    body = assert_error(operator_client.post(URL, {}, format="json"), 400)
+    assert set(body["errors"]) == {"slug", "name", "admin_email", "admin_password"}
+
+
+def test_oversized_name_is_400(operator_client: APIClient, unchanged: None) -> None:
+    assert_error(operator_client.post(URL, new_tenant_payload("bigname", name="n" * 300), format="json"), 400, "name")
+
+
+def test_name_of_exactly_200_is_accepted(operator_client: APIClient) -> None:
+    response = operator_client.post(URL, new_tenant_payload("maxname", name="n" * 200), format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "n" * 200
+
+
+# --- detail ---------------------------------------------------------------------------------------------------
+
+
+def test_get_detail(operator_client: APIClient) -> None:
+    response = operator_client.get(detail(GLOBEX.slug))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == TENANT_FIELDS
+    assert body["slug"] == GLOBEX.slug
+    assert body["domains"] == [GLOBEX.host]
+    assert body["schema_name"] == "globex"
+
+
+@pytest.mark.parametrize("method", ["get", "patch", "delete"])
+def test_unknown_slug_is_404_json(operator_client: APIClient, method: str) -> None:
+    response = getattr(operator_client, method)(detail("no-such-tenant"), {}, format="json")
+    assert_error(response, 404, code="not_found")
+
+
+def test_template_is_not_reachable_by_slug(operator_client: APIClient) -> None:
+    assert_error(operator_client.get(detail("tenant-template")), 404)
+    assert_error(operator_client.patch(detail("tenant-template"), {"is_active": True}, format="json"), 404)
+    assert_error(operator_client.delete(detail("tenant-template") + "?purge=tenant-template"), 404)
+    assert schema_exists("tenant_template")
+    assert not Tenant.objects.get(is_template=True).is_active
+
+
+def test_patch_updates_fields(operator_client: APIClient) -> None:
+    provision("patchy")
+    response = operator_client.patch(
+        detail("patchy"), {"name": "  Patched  ", "require_activation": False}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["name"] == "Patched"
+    assert body["require_activation"] is False
+    assert body["is_active"] is True
+    row = Tenant.objects.get(slug="patchy")
+    assert (row.name, row.require_activation, row.is_active) == ("Patched", False, True)
+
+    # A partial update touches only what it names.
+    response = operator_client.patch(detail("patchy"), {"require_activation": True}, format="json")
+    assert response.json()["name"] == "Patched"
+    assert response.json()["require_activation"] is True
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"slug": "renamed"}, "slug"),
+        ({"schema_name": "public"}, "schema_name"),
+        ({"is_template": True}, "is_template"),
+        ({"colour": "red"}, "colour"),
+        ({"is_active": "false"}, "is_active"),
+        ({"is_active": 0}, "is_active"),
+        ({"require_activation": "no"}, "require_activation"),
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"name": 5.5, "domains": []}, "domains"),
+    ],
+)
+def test_patch_rejects_bad_fields(operator_client: APIClient, payload: dict[str, Any], field: str) -> None:
+    provision("strict")
+    before = Tenant.objects.filter(slug="strict").values().get()
+    assert_error(operator_client.patch(detail("strict"), payload, format="json"), 400, field=field)
+    assert Tenant.objects.filter(slug="strict").values().get() == before
+
+
+def test_patch_with_malformed_json_is_400_json(operator_client: APIClient) -> None:
+    response = operator_client.generic("PATCH", detail(ACME.slug), '{"name": ', content_type="application/json")
+    assert_error(response, 400, code="parse_error")
+    assert Tenant.objects.get(slug=ACME.slug).name == "Acme"
+
+
+# --- archive, reactivate, purge -------------------------------------------------------------------------------
+
+SUSPENDED_PATHS = [
+    ("get", "/api/health/"),
+    ("post", "/api/auth/jwt/create/"),
+    ("get", "/api/auth/users/me/"),
+    ("get", "/admin/"),
+    ("get", "/no/such/path/"),
+]
+
+
+def test_delete_archives_and_patch_reactivates(operator_client: APIClient) -> None:
+    provision("sleepy")
+    host = f"sleepy.{BASE}"
+    access = jwt_login(host, "owner@sleepy.test")["access"]  # also warms the host cache
+
+    response = operator_client.delete(detail("sleepy"))
+    assert response.status_code == 204
+    assert response.content == b""
+
+    row = Tenant.objects.get(slug="sleepy")
+    assert row.is_active is False
+    assert row.archived_at is not None
+    body = operator_client.get(detail("sleepy")).json()
+    assert body["is_active"] is False
+    assert body["archived_at"]
+
+    # Suspended: 403 JSON on every path, even with a valid token.
+    for method, path in SUSPENDED_PATHS:
+        client = authed(host, access)
+        data = {"email": "owner@sleepy.test", "password": PASSWORD} if method == "post" else None
+        assert_error(getattr(client, method)(path, data, format="json"), 403, code="tenant_suspended")
+
+    # Data kept.
+    assert schema_exists("sleepy")
+    with schema_context("sleepy"):
+        assert User.objects.filter(email="owner@sleepy.test", is_superuser=True).exists()
+    connection.set_schema_to_public()
+    assert Domain.objects.filter(tenant=row, domain=host, is_primary=True).exists()
+
+    # Archiving again keeps the first archive time.
+    assert operator_client.delete(detail("sleepy")).status_code == 204
+    assert Tenant.objects.get(slug="sleepy").archived_at == row.archived_at
+
+    # Reactivated: served again, old data and credentials work.
+    response = operator_client.patch(detail("sleepy"), {"is_active": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["is_active"] is True
+    assert response.json()["archived_at"] is None
+    assert client_for(host).get("/api/health/").json()["tenant"] == "sleepy"
+    assert authed(host, access).get("/api/auth/users/me/").json()["email"] == "owner@sleepy.test"
+
+
+def test_patch_is_active_false_also_suspends(operator_client: APIClient) -> None:
+    provision("pausy")
+    host = f"pausy.{BASE}"
+    assert client_for(host).get("/api/health/").status_code == 200
+    response = operator_client.patch(detail("pausy"), {"is_active": False}, format="json")
+    assert response.status_code == 200
+    assert response.json()["archived_at"] is not None  # one notion of suspended, however asked for
+    assert_error(client_for(host).get("/api/health/"), 403, code="tenant_suspended")
+    assert operator_client.patch(detail("pausy"), {"is_active": True}, format="json").json()["archived_at"] is None
+
+
+def test_archiving_one_tenant_leaves_others_alone(operator_client: APIClient) -> None:
+    provision("lonely")
+    assert operator_client.delete(detail("lonely")).status_code == 204
+    assert client_for(ACME.host).get("/api/health/").json()["tenant"] == ACME.slug
+    assert client_for(GLOBEX.host).get("/api/health/").json()["tenant"] == GLOBEX.slug
+
+
+@pytest.mark.parametrize("purge", ["wrong", "", "ACME", "acme "])
+def test_purge_with_wrong_confirmation_is_400(operator_client: APIClient, purge: str) -> None:
+    response = operator_client.delete(detail(ACME.slug) + f"?purge={purge}")
+    assert_error(response, 400, field="purge")
+    row = Tenant.objects.get(slug=ACME.slug)
+    assert row.is_active
+    assert row.archived_at is None
+    assert schema_exists("acme")
+    assert client_for(ACME.host).get("/api/health/").status_code == 200
+
+
+def test_purge_drops_schema_rows_and_host(operator_client: APIClient) -> None:
+    provision("doomed")
+    host = f"doomed.{BASE}"
+    assert client_for(host).get("/api/health/").status_code == 200  # warm cache
+    domain_ids = list(Domain.objects.filter(tenant__slug="doomed").values_list("pk", flat=True))
+    assert domain_ids
+
+    response = operator_client.delete(detail("doomed") + "?purge=doomed")
+    assert response.status_code == 204, response.content
+
+    assert not schema_exists("doomed")
+    assert not Tenant.objects.filter(slug="doomed").exists()
+    assert not Domain.objects.filter(pk__in=domain_ids).exists()
+    assert_error(client_for(host).get("/api/health/"), 404, code="unknown_host")
+    assert_error(operator_client.get(detail("doomed")), 404)
+    # The others are untouched.
+    assert schema_exists("acme")
+    assert client_for(ACME.host).get("/api/health/").status_code == 200
+
+
+def test_purged_slug_can_be_provisioned_again(operator_client: APIClient) -> None:
+    provision("phoenix")
+    assert operator_client.delete(detail("phoenix") + "?purge=phoenix").status_code == 204
+    response = operator_client.post(
+        URL, new_tenant_payload("phoenix", admin_email="reborn@phoenix.test"), format="json"
+    )
+    assert response.status_code == 201, response.content
+    with schema_context("phoenix"):
+        assert list(User.objects.values_list("email", flat=True)) == ["reborn@phoenix.test"]
+
+
+# --- domains --------------------------------------------------------------------------------------------------
+
+
+def test_add_list_and_remove_a_domain(operator_client: APIClient) -> None:
+    provision("multi")
+    extra = f"extra-multi.{BASE}"
+    assert_error(client_for(extra).get("/api/health/"), 404, code="unknown_host")  # negative-cached now
+
+    response = operator_client.post(domains_url("multi"), {"domain": extra}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json() == {"domain": extra, "is_primary": False}
+    assert Domain.objects.filter(tenant__slug="multi", domain=extra, is_primary=False).exists()
+
+    assert client_for(extra).get("/api/health/").json() == {"status": "ok", "schema": "multi", "tenant": "multi"}
+    jwt_login(extra, "owner@multi.test")  # the admin logs in on either host
+
+    listed = operator_client.get(domains_url("multi")).json()
+    assert listed == [{"domain": f"multi.{BASE}", "is_primary": True}, {"domain": extra, "is_primary": False}]
+    assert operator_client.get(detail("multi")).json()["domains"] == [f"multi.{BASE}", extra]
+
+    response = operator_client.delete(f"{domains_url('multi')}{extra}/")
+    assert response.status_code == 204, response.content
+    assert not Domain.objects.filter(domain=extra).exists()
+    assert_error(client_for(extra).get("/api/health/"), 404, code="unknown_host")
+    assert client_for(f"multi.{BASE}").get("/api/health/").json()["tenant"] == "multi"  # primary still serves
+
+
+def test_domain_is_normalised(operator_client: APIClient) -> None:
+    response = operator_client.post(domains_url(ACME.slug), {"domain": f"  Shop-Acme.{BASE.upper()}. "}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["domain"] == f"shop-acme.{BASE}"
+    assert client_for(f"shop-acme.{BASE}").get("/api/health/").json()["tenant"] == ACME.slug
+
+
+@pytest.mark.parametrize("taken", [f"extra-dup.{BASE}", GLOBEX.host, ACME.host])
+def test_duplicate_domain_is_409(operator_client: APIClient, taken: str) -> None:
+    operator_client.post(domains_url(ACME.slug), {"domain": f"extra-dup.{BASE}"}, format="json")
+    before = list(Domain.objects.order_by("pk").values_list("domain", "tenant__slug", "is_primary"))
+    response = operator_client.post(domains_url(ACME.slug), {"domain": taken}, format="json")
+    assert_error(response, 409, field="domain", code="conflict")
+    assert list(Domain.objects.order_by("pk").values_list("domain", "tenant__slug", "is_primary")) == before
+    assert client_for(GLOBEX.host).get("/api/health/").json()["tenant"] == GLOBEX.slug
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "example.com",
+        BASE,  # the public host itself
+        f"evil{BASE}",  # not a subdomain, just a suffix
+        f"-bad.{BASE}",
+        f"bad_.{BASE}",
+        f"sp ace.{BASE}",
+        "",
+        "x" * 64 + f".{BASE}",
+        f"{BASE}.evil.com",
+    ],
+)
+def test_bad_domain_is_400(operator_client: APIClient, domain: str) -> None:
+    before = Domain.objects.count()
+    assert_error(operator_client.post(domains_url(ACME.slug), {"domain": domain}, format="json"), 400, "domain")
+    assert Domain.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({}, "domain"),
+        ({"domain": 5}, "domain"),
+        ({"domain": ["a"]}, "domain"),
+        ({"domain": f"ok.{BASE}", "is_primary": "yes"}, "is_primary"),
+    ],
+)
+def test_domain_payload_types(operator_client: APIClient, payload: dict[str, Any], field: str) -> None:
+    before = Domain.objects.count()
+    assert_error(operator_client.post(domains_url(ACME.slug), payload, format="json"), 400, field)
+    assert Domain.objects.count() == before
+
+
+def test_removing_the_primary_domain_is_400(operator_client: APIClient) -> None:
+    response = operator_client.delete(f"{domains_url(ACME.slug)}{ACME.host}/")
+    assert_error(response, 400, field="domain")
+    assert Domain.objects.filter(domain=ACME.host, is_primary=True).exists()
+    assert client_for(ACME.host).get("/api/health/").json()["tenant"] == ACME.slug
+
+
+def test_domain_removal_is_normalised_like_addition(operator_client: APIClient) -> None:
+    assert operator_client.post(domains_url(ACME.slug), {"domain": f"norm.{BASE}"}, format="json").status_code == 201
+    assert operator_client.delete(f"{domains_url(ACME.slug)}NORM.{BASE.upper()}./").status_code == 204
+    assert_error(client_for(f"norm.{BASE}").get("/api/health/"), 404, code="unknown_host")
+
+
+def test_removing_another_tenants_domain_is_404(operator_client: APIClient) -> None:
+    extra = f"extra-globex.{BASE}"
+    assert operator_client.post(domains_url(GLOBEX.slug), {"domain": extra}, format="json").status_code == 201
+    assert_error(operator_client.delete(f"{domains_url(ACME.slug)}{extra}/"), 404, field="domain")
+    assert_error(operator_client.delete(f"{domains_url(ACME.slug)}nope.{BASE}/"), 404)
+    assert Domain.objects.filter(domain=extra, tenant__slug=GLOBEX.slug).exists()
+
+
+def test_domains_of_unknown_tenant_are_404(operator_client: APIClient) -> None:
+    assert_error(operator_client.get(domains_url("ghost")), 404)
+    assert_error(operator_client.post(domains_url("ghost"), {"domain": f"ghost2.{BASE}"}, format="json"), 404)
+    assert not Domain.objects.filter(domain=f"ghost2.{BASE}").exists()
+
+
+def test_making_a_new_primary_domain_demotes_the_old_one(operator_client: APIClient) -> None:
+    provision("moving")
+    new = f"moved.{BASE}"
+    response = operator_client.post(domains_url("moving"), {"domain": new, "is_primary": True}, format="json")
+    assert response.status_code == 201, response.content
+    assert list(Domain.objects.filter(tenant__slug="moving").values_list("domain", "is_primary")) == [
+        (new, True),
+        (f"moving.{BASE}", False),
+    ]
+    # The old primary may now be removed, the new one may not.
+    assert operator_client.delete(f"{domains_url('moving')}moving.{BASE}/").status_code == 204
+    assert_error(operator_client.delete(f"{domains_url('moving')}{new}/"), 400, field="domain")
+    assert client_for(new).get("/api/health/").json()["tenant"] == "moving"
