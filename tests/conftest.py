@@ -49,7 +49,7 @@ def pytest_configure(config: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     from accounts.models import User
     from tenants.services import template_ensure, tenant_provision
 
@@ -57,10 +57,10 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
         connection.set_schema_to_public()
         template_ensure()
         for demo in (ACME, GLOBEX):
-            tenant_provision(slug=demo.slug, name=demo.slug.title(), admin_email=demo.admin_email,
-                             admin_password=demo.password)
+            tenant_provision(
+                slug=demo.slug, name=demo.slug.title(), admin_email=demo.admin_email, admin_password=demo.password
+            )
         User.objects.create_superuser(email=OPERATOR_EMAIL, username="operator", password=PASSWORD)
-    yield
 
 
 @pytest.fixture(autouse=True)

@@ -511,8 +511,6 @@ def test_migrate_path_keeps_the_host_suspended_until_the_tenant_is_ready(db, mon
         connection.set_schema_to_public()
 
     monkeypatch.setattr("tenants.services.call_command", call_command_and_probe)
-    tenant_provision(
-        slug="slowpoke", name="Slow", admin_email="a@slow.test", admin_password=PASSWORD, method="migrate"
-    )
+    tenant_provision(slug="slowpoke", name="Slow", admin_email="a@slow.test", admin_password=PASSWORD, method="migrate")
     assert seen == [403]
     assert client_for("slowpoke.localhost").get("/api/health/").status_code == 200
