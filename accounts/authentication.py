@@ -11,6 +11,7 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidTok
 from rest_framework_simplejwt.settings import api_settings
 
 from accounts.models import User
+from accounts.tokens import token_is_current
 
 
 def user_for_claim(user_id: Any) -> User | None:
@@ -42,4 +43,6 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise AuthenticationFailed(_("User not found"), code="user_not_found")
         if not api_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
+        if not token_is_current(validated_token, user):
+            raise AuthenticationFailed(_("Token has been revoked"), code="token_revoked")
         return user

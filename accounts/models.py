@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class UserManager(DjangoUserManager["User"]):
@@ -16,6 +17,8 @@ class UserManager(DjangoUserManager["User"]):
 
     def _create_user_object(self, username: str, email: str | None, password: str | None, **extra: Any) -> User:
         email = self.normalize_email(email)
+        if extra.get("is_active", True):
+            extra.setdefault("activated_at", timezone.now())
         user = self.model(username=username, email=email, **extra)
         user.password = ""
         if password is not None:
@@ -47,6 +50,15 @@ class User(AbstractUser):
     """
 
     email = models.EmailField("email address", max_length=254)
+    # Bumped whenever every credential the user holds must die: password set
+    # or reset, deactivation, "log out everywhere". Tokens carry the value they
+    # were issued under and are refused once it moves (no password digest in
+    # the token).
+    token_epoch = models.PositiveIntegerField(default=0, editable=False)
+    # Set once, when the account is first activated (or at creation when the
+    # tenant needs no activation). An inactive user with this set was
+    # deactivated by an admin, and activation links cannot revive it.
+    activated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -65,6 +77,36 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.email
 
+    _loaded_is_active: bool | None = None
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> User:
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_is_active = bool(instance.__dict__["is_active"]) if "is_active" in instance.__dict__ else None
+        return instance
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Revoke every token on a password change or a deactivation.
+
+        This lives in save() on purpose: djoser, the Django admin, the shell and
+        our services all change passwords and is_active, and a revocation that
+        one of those paths forgets is no revocation. ``set_password`` leaves
+        ``_password`` set until the save.
+        """
+        deactivated = self._loaded_is_active is True and not self.is_active
+        if getattr(self, "_password", None) is not None or deactivated:
+            self.token_epoch += 1
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "token_epoch"}
+        super().save(*args, **kwargs)
+        self._loaded_is_active = self.is_active
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every access and refresh token issued so far."""
+        type(self)._default_manager.filter(pk=self.pk).update(token_epoch=models.F("token_epoch") + 1)
+        self.refresh_from_db(fields=["token_epoch"])
+
     def validate_unique(self, exclude: Any = None) -> None:
         super().validate_unique(exclude)
         if self.email and (exclude is None or "email" not in exclude):
@@ -73,3 +115,78 @@ class User(AbstractUser):
                 from django.core.exceptions import ValidationError
 
                 raise ValidationError({"email": "A user with that email already exists."}, code="unique")
+
+
+class Profile(models.Model):
+    """The seed's profile: one per user, written only by that user."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="profile")
+    dob = models.DateField(null=True, blank=True)
+    bio = models.TextField(blank=True, default="", max_length=5000)
+
+    def __str__(self) -> str:
+        return f"{self.user.username}'s profile"
+
+
+class Customer(models.Model):
+    """The seed's customer: managed by tenant admins, read and updated by its user at /me."""
+
+    class Membership(models.TextChoices):
+        BRONZE = "bronze", "Bronze"
+        SILVER = "silver", "Silver"
+        GOLD = "gold", "Gold"
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="customer")
+    phone = models.CharField(max_length=32, blank=True, default="")
+    birth_date = models.DateField(null=True, blank=True)
+    membership = models.CharField(max_length=10, choices=Membership.choices, default=Membership.BRONZE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.user.username
+
+
+class AuditEntry(models.Model):
+    """Who changed which permission of whom, in this tenant's schema.
+
+    Rows are written for every change to groups, memberships, model
+    permissions and object grants, whatever the path (API, admin, shell);
+    ``*_repr`` keep the names readable after the subject is gone.
+    """
+
+    class Action(models.TextChoices):
+        GROUP_CREATE = "group.create"
+        GROUP_RENAME = "group.rename"
+        GROUP_DELETE = "group.delete"
+        MEMBER_ADD = "group.member_add"
+        MEMBER_REMOVE = "group.member_remove"
+        GROUP_PERM_ADD = "group.perm_add"
+        GROUP_PERM_REMOVE = "group.perm_remove"
+        USER_PERM_ADD = "user.perm_add"
+        USER_PERM_REMOVE = "user.perm_remove"
+        OBJECT_GRANT = "object.grant"
+        OBJECT_REVOKE = "object.revoke"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_repr = models.CharField(max_length=254, blank=True, default="")
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    subject_type = models.CharField(max_length=16)  # "user" or "group": whose access changed
+    subject_id = models.BigIntegerField()
+    subject_repr = models.CharField(max_length=254)
+    permission = models.CharField(max_length=255, blank=True, default="")  # "app_label.codename"
+    # What the change was about, if not the subject itself: the group of a
+    # membership, the object of a grant ("catalog.product").
+    target_type = models.CharField(max_length=32, blank=True, default="")
+    target_id = models.BigIntegerField(null=True, blank=True)
+    target_repr = models.CharField(max_length=254, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["subject_type", "subject_id", "-created_at"], name="audit_subject_idx"),
+            models.Index(fields=["actor", "-created_at"], name="audit_actor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_repr or 'system'} {self.action} {self.subject_repr} {self.permission}".strip()

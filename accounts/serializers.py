@@ -1,114 +1,288 @@
+"""Serializers: djoser's (the seed's custom ones, hardened) and the accounts API's.
+
+They validate and shape data; writes happen in accounts.services.
+"""
+
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from djoser.serializers import UserCreateSerializer as BaseUserCreateSerializer
 from djoser.serializers import UserSerializer as BaseUserSerializer
+from djoser.utils import decode_uid
 from rest_framework import serializers
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
-from rest_framework_simplejwt.serializers import (
-    TokenBlacklistSerializer,
-    TokenObtainPairSerializer,
-    TokenRefreshSerializer,
-    TokenVerifySerializer,
-)
-from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.authentication import user_for_claim
-from accounts.tokens import TenantRefreshToken, TenantUntypedToken
+from accounts.models import AuditEntry, Customer, Profile, User
+from accounts.selectors import assignable_permissions
+
+PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
 
-# --- djoser (the seed's custom serializers) ----------------------------------------------------------------
+def _normalized_email(value: str) -> str:
+    return User.objects.normalize_email(value.strip())
+
+
+def _email_available(value: str, *, instance: User | None = None) -> str:
+    email = _normalized_email(value)
+    clash = User.objects.filter(email__iexact=email)
+    if instance is not None:
+        clash = clash.exclude(pk=instance.pk)
+    if clash.exists():
+        raise serializers.ValidationError("A user with that email already exists.", code="unique")
+    return email
+
+
+def _password_ok(password: str, user: User) -> str:
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(list(exc.messages)) from None
+    return password
+
+
+# --- djoser: users ------------------------------------------------------------------------------
+
+
 class UserCreateSerializer(BaseUserCreateSerializer):
+    """The seed's registration serializer, plus first and last name."""
+
+    password = serializers.CharField(style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX)
+
     class Meta(BaseUserCreateSerializer.Meta):
-        model = get_user_model()
+        model = User
         fields = (*BaseUserCreateSerializer.Meta.fields, "first_name", "last_name")
+        extra_kwargs = {"email": {"required": True, "allow_blank": False}}
+
+    def validate_email(self, value: str) -> str:
+        return _email_available(value)
 
 
 class UserSerializer(BaseUserSerializer):
+    """The seed's user serializer, plus names; tenant admins may also
+    (de)activate other users, which revokes their tokens at once."""
+
     class Meta(BaseUserSerializer.Meta):
-        model = get_user_model()
-        fields = (*BaseUserSerializer.Meta.fields, "first_name", "last_name")
+        model = User
+        fields = (*BaseUserSerializer.Meta.fields, "first_name", "last_name", "is_active", "is_staff")
+        read_only_fields = ("email", "is_staff")
 
-
-# --- simplejwt, bound to the tenant ------------------------------------------------------------------------
-class TenantTokenObtainPairSerializer(TokenObtainPairSerializer):
-    token_class = TenantRefreshToken
-
-
-class TenantTokenRefreshSerializer(TokenRefreshSerializer):
-    """Refresh with rotation where reuse is refused atomically.
-
-    Fixes two simplejwt 5.5 gaps: a deleted user raised DoesNotExist (500), and
-    two concurrent refreshes of one token could both succeed (the blacklist
-    check and insert were separate); here the blacklist row is the lock.
-    """
-
-    token_class = TenantRefreshToken
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
-        refresh = self.token_class(attrs["refresh"])
-        user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
-        user = user_for_claim(user_id)
-        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
-            raise AuthenticationFailed(str(self.error_messages["no_active_account"]), "no_active_account")
-
-        data = {"access": str(refresh.access_token)}
-        if api_settings.ROTATE_REFRESH_TOKENS:
-            if api_settings.BLACKLIST_AFTER_ROTATION:
-                _blacklist_once(refresh, user)
-            refresh.set_jti()
-            refresh.set_exp()
-            refresh.set_iat()
-            refresh.outstand()
-            data["refresh"] = str(refresh)
-        return data
-
-
-def _blacklist_once(refresh: TenantRefreshToken, user: Any) -> None:
-    jti = refresh.payload[api_settings.JTI_CLAIM]
-    with transaction.atomic():
-        outstanding, _ = OutstandingToken.objects.get_or_create(
-            jti=jti,
-            defaults={
-                "user": user,
-                "created_at": refresh.current_time,
-                "token": str(refresh),
-                "expires_at": datetime_from_epoch(refresh.payload["exp"]),
-            },
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        request = self.context.get("request")
+        editing_someone_else = (
+            request is not None
+            and request.user.is_staff
+            and self.instance is not None
+            and not isinstance(self.instance, list | tuple)
+            and getattr(self.instance, "pk", None) != request.user.pk
         )
-        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
-    if not created:
-        raise InvalidToken("Token is blacklisted")
+        if not editing_someone_else:
+            fields["is_active"].read_only = True
+        return fields
 
 
-class TenantTokenVerifySerializer(TokenVerifySerializer):
-    def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
-        token = TenantUntypedToken(attrs["token"])
-        jti = token.get(api_settings.JTI_CLAIM)
-        if BlacklistedToken.objects.filter(token__jti=jti).exists():
-            raise InvalidToken("Token is blacklisted")
-        return {}
-
-
-class TenantTokenBlacklistSerializer(TokenBlacklistSerializer):
-    """simplejwt's ``blacklist()`` looks the user up with ``.get()`` and lets a
-    junk id claim raise (500); this looks it up like every other path here."""
-
-    token_class = TenantRefreshToken
-
-    def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
-        refresh = self.token_class(attrs["refresh"])
-        # Already blacklisted (say, by a concurrent logout): still logged out.
-        with contextlib.suppress(InvalidToken):
-            _blacklist_once(refresh, user_for_claim(refresh.payload.get(api_settings.USER_ID_CLAIM)))
-        return {}
-
-
-class EmptySerializer(serializers.Serializer):
+class CurrentUserSerializer(UserSerializer):
     pass
+
+
+class _UidAndTokenSerializer(serializers.Serializer):
+    """djoser's, but the token generator is chosen per purpose by the view,
+    and any uid that cannot name a user is a 400, never a 500."""
+
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            pk = int(decode_uid(attrs["uid"]))
+            if not 0 < pk < 2**63:
+                raise ValueError
+            self.user = User.objects.get(pk=pk)
+        except (User.DoesNotExist, ValueError, TypeError, OverflowError, UnicodeDecodeError):
+            raise serializers.ValidationError({"uid": ["Invalid user id or user doesn't exist."]}) from None
+        if not self.context["view"].token_generator.check_token(self.user, attrs["token"]):
+            raise serializers.ValidationError({"token": ["Invalid or expired token."]})
+        return attrs
+
+
+class ActivationSerializer(_UidAndTokenSerializer):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if self.user.is_active or self.user.activated_at is not None:
+            # Spent, or an admin deactivated this account: a link cannot undo that.
+            raise serializers.ValidationError({"token": ["Invalid or expired token."]})
+        return attrs
+
+
+class EmailSerializer(serializers.Serializer):
+    """For reset_password, resend_activation and reset_email: the answer never
+    depends on whether the address is known."""
+
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(_UidAndTokenSerializer):
+    new_password = serializers.CharField(style={"input_type": "password"}, max_length=PASSWORD_MAX)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        try:
+            _password_ok(attrs["new_password"], self.user)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"new_password": exc.detail}) from None
+        return attrs
+
+
+class _CurrentPasswordMixin(serializers.Serializer):
+    current_password = serializers.CharField(style={"input_type": "password"}, max_length=PASSWORD_MAX)
+
+    def validate_current_password(self, value: str) -> str:
+        if not self.context["request"].user.check_password(value):
+            raise serializers.ValidationError("Invalid password.", code="invalid_password")
+        return value
+
+
+class UserDeleteSerializer(_CurrentPasswordMixin):
+    pass
+
+
+class SetPasswordSerializer(_CurrentPasswordMixin):
+    new_password = serializers.CharField(style={"input_type": "password"}, max_length=PASSWORD_MAX)
+
+    def validate_new_password(self, value: str) -> str:
+        return _password_ok(value, self.context["request"].user)
+
+
+class SetEmailSerializer(_CurrentPasswordMixin):
+    new_email = serializers.EmailField(max_length=254)
+
+    def validate_new_email(self, value: str) -> str:
+        return _email_available(value, instance=self.context["request"].user)
+
+
+class EmailResetConfirmSerializer(_UidAndTokenSerializer):
+    new_email = serializers.EmailField(max_length=254)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        try:
+            attrs["new_email"] = _email_available(attrs["new_email"], instance=self.user)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"new_email": exc.detail}) from None
+        return attrs
+
+
+# --- profile, customer -----------------------------------------------------------------------
+
+
+class ProfileSerializer(serializers.ModelSerializer[Profile]):
+    """The seed's: no user field, the user is the caller."""
+
+    bio = serializers.CharField(max_length=5000, allow_blank=True, required=False)
+
+    class Meta:
+        model = Profile
+        fields = ["dob", "bio"]
+
+
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all())
+
+    class Meta:
+        model = Customer
+        fields = ["id", "user", "phone", "birth_date", "membership", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class CustomerMeSerializer(CustomerSerializer):
+    """At /customers/me/ the user is the caller and cannot be changed."""
+
+    user = serializers.PrimaryKeyRelatedField(read_only=True)
+
+
+# --- groups, permissions, audit ------------------------------------------------------------------
+
+
+def permission_label(permission: Permission) -> str:
+    return f"{permission.content_type.app_label}.{permission.codename}"
+
+
+class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
+    """A model permission as "app_label.codename", limited to assignable apps."""
+
+    default_error_messages = {
+        "invalid": "Use the form app_label.codename, e.g. catalog.view_product.",
+        "unknown": "Unknown or unassignable permission: {value}.",
+    }
+
+    def to_representation(self, value: Any) -> str:
+        return permission_label(value)
+
+    def to_internal_value(self, data: Any) -> Permission:
+        if not isinstance(data, str) or data.count(".") != 1 or len(data) > 255:
+            self.fail("invalid")
+        app_label, codename = data.split(".")
+        found = (
+            self.get_queryset()
+            .filter(content_type__app_label=app_label, codename=codename)
+            .select_related("content_type")
+            .first()
+        )
+        if found is None:
+            self.fail("unknown", value=data)
+        return found
+
+
+class GroupSerializer(serializers.ModelSerializer[Group]):
+    name = serializers.CharField(max_length=150)
+    permissions = PermissionLabelField(many=True, required=False, queryset=assignable_permissions())
+    users = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=User.objects.all(), source="user_set"
+    )
+
+    class Meta:
+        model = Group
+        fields = ["id", "name", "permissions", "users"]
+
+
+class PermissionSerializer(serializers.ModelSerializer[Permission]):
+    codename = serializers.SerializerMethodField()
+    app_label = serializers.CharField(source="content_type.app_label")
+    model = serializers.CharField(source="content_type.model")
+
+    class Meta:
+        model = Permission
+        fields = ["codename", "name", "app_label", "model"]
+
+    def get_codename(self, permission: Permission) -> str:
+        return permission_label(permission)
+
+
+class UserPermissionsSerializer(serializers.Serializer):
+    permissions = PermissionLabelField(many=True, queryset=assignable_permissions())
+
+
+class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
+    actor = serializers.SerializerMethodField()
+    subject = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "actor", "action", "subject", "permission", "target"]
+
+    def get_actor(self, entry: AuditEntry) -> dict[str, Any] | None:
+        if entry.actor_id is None and not entry.actor_repr:
+            return None
+        return {"id": entry.actor_id, "email": entry.actor_repr}
+
+    def get_subject(self, entry: AuditEntry) -> dict[str, Any]:
+        return {"type": entry.subject_type, "id": entry.subject_id, "name": entry.subject_repr}
+
+    def get_target(self, entry: AuditEntry) -> dict[str, Any] | None:
+        if not entry.target_type and not entry.target_repr:
+            return None
+        return {"type": entry.target_type, "id": entry.target_id, "name": entry.target_repr}

@@ -19,6 +19,9 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedTo
 from tenants.db import connection
 
 TENANT_CLAIM = "tenant"
+# The user's token_epoch when the token was issued; a token whose value is
+# not the user's current one has been revoked (accounts.models.User.save).
+EPOCH_CLAIM = "ver"
 
 
 class TenantBoundMixin:
@@ -28,6 +31,12 @@ class TenantBoundMixin:
         super().__init__(token, verify)  # type: ignore[call-arg]
         if token is None:
             self.payload[TENANT_CLAIM] = connection.schema_name
+
+    @classmethod
+    def for_user(cls, user: Any) -> Any:
+        token = super().for_user(user)  # type: ignore[misc]
+        token[EPOCH_CLAIM] = user.token_epoch
+        return token
 
     def verify(self) -> None:
         claim = self.payload.get(TENANT_CLAIM)
@@ -40,9 +49,15 @@ class TenantAccessToken(TenantBoundMixin, AccessToken):
     pass
 
 
-class TenantRefreshToken(TenantBoundMixin, RefreshToken):  # type: ignore[misc]
+class TenantRefreshToken(TenantBoundMixin, RefreshToken):
     access_token_class = TenantAccessToken
 
 
 class TenantUntypedToken(TenantBoundMixin, UntypedToken):
     pass
+
+
+def token_is_current(token: Any, user: Any) -> bool:
+    """False when the user's credentials were revoked after this token was issued."""
+    epoch = token.get(EPOCH_CLAIM)
+    return isinstance(epoch, int) and not isinstance(epoch, bool) and epoch == user.token_epoch

@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -125,7 +126,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = (
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.EmailOrUsernameBackend",
     "guardian.backends.ObjectPermissionBackend",
 )
 PASSWORD_HASHERS = [
@@ -200,6 +201,14 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
     "DEFAULT_PARSER_CLASSES": ("rest_framework.parsers.JSONParser",),
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # Keys carry the tenant (accounts/throttles.py); limits per scope:
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": env.str("THROTTLE_LOGIN_IP", default="30/min"),
+        "login_account": env.str("THROTTLE_LOGIN_ACCOUNT", default="10/min"),
+        "register_ip": env.str("THROTTLE_REGISTER_IP", default="20/hour"),
+        "reset_ip": env.str("THROTTLE_RESET_IP", default="20/hour"),
+        "reset_account": env.str("THROTTLE_RESET_ACCOUNT", default="5/hour"),
+    },
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = (
@@ -216,10 +225,10 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
     "AUTH_TOKEN_CLASSES": ("accounts.tokens.TenantAccessToken",),
-    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.TenantTokenObtainPairSerializer",
-    "TOKEN_REFRESH_SERIALIZER": "accounts.serializers.TenantTokenRefreshSerializer",
-    "TOKEN_VERIFY_SERIALIZER": "accounts.serializers.TenantTokenVerifySerializer",
-    "TOKEN_BLACKLIST_SERIALIZER": "accounts.serializers.TenantTokenBlacklistSerializer",
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.jwt.TenantTokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "accounts.jwt.TenantTokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.jwt.TenantTokenVerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.jwt.TenantTokenBlacklistSerializer",
 }
 
 DJOSER = {
@@ -229,9 +238,34 @@ DJOSER = {
     "SERIALIZERS": {
         "user_create": "accounts.serializers.UserCreateSerializer",
         "user": "accounts.serializers.UserSerializer",
-        "current_user": "accounts.serializers.UserSerializer",
+        "current_user": "accounts.serializers.CurrentUserSerializer",
+        "user_delete": "accounts.serializers.UserDeleteSerializer",
+        "activation": "accounts.serializers.ActivationSerializer",
+        "password_reset": "accounts.serializers.EmailSerializer",
+        "password_reset_confirm": "accounts.serializers.PasswordResetConfirmSerializer",
+        "set_password": "accounts.serializers.SetPasswordSerializer",
+        "set_username": "accounts.serializers.SetEmailSerializer",
+        "username_reset": "accounts.serializers.EmailSerializer",
+        "username_reset_confirm": "accounts.serializers.EmailResetConfirmSerializer",
+    },
+    "PERMISSIONS": {
+        "user_list": ["rest_framework.permissions.IsAdminUser"],
+        "user": ["djoser.permissions.CurrentUserOrAdmin"],
+        "user_delete": ["djoser.permissions.CurrentUserOrAdmin"],
+        "set_password": ["rest_framework.permissions.IsAuthenticated"],
+        "set_username": ["rest_framework.permissions.IsAuthenticated"],
     },
 }
+# Emailed links: paths on the tenant's primary domain (a front end serves them).
+ACCOUNT_ACTIVATION_URL = env.str("ACCOUNT_ACTIVATION_URL", default="activate/{uid}/{token}")
+ACCOUNT_PASSWORD_RESET_URL = env.str("ACCOUNT_PASSWORD_RESET_URL", default="password/reset/confirm/{uid}/{token}")
+ACCOUNT_EMAIL_RESET_URL = env.str("ACCOUNT_EMAIL_RESET_URL", default="email/reset/confirm/{uid}/{token}")
+# Lifetimes of emailed one-time tokens, in seconds.
+ACCOUNT_ACTIVATION_TIMEOUT = env.int("ACCOUNT_ACTIVATION_TIMEOUT", default=3 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+EMAIL_RESET_TIMEOUT = env.int("EMAIL_RESET_TIMEOUT", default=3600)
+# Apps whose model permissions tenant admins may assign through /api/groups/.
+ASSIGNABLE_PERMISSION_APPS = ("catalog", "accounts", "auth")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "tenantdesk API",

@@ -1,19 +1,19 @@
 """URL pieces both hosts share: JWT endpoints, health, OpenAPI docs."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
 from config.views import health
 
-jwt_urlpatterns = [
+jwt_urlpatterns: list[URLPattern | URLResolver] = [
     path("jwt/create/", TokenObtainPairView.as_view(), name="jwt-create"),
     path("jwt/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),
     path("jwt/verify/", TokenVerifyView.as_view(), name="jwt-verify"),
     path("jwt/blacklist/", TokenBlacklistView.as_view(), name="jwt-blacklist"),
 ]
 
-common_urlpatterns = [
+common_urlpatterns: list[URLPattern | URLResolver] = [
     path("api/health/", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

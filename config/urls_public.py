@@ -1,10 +1,10 @@
 """The public host (TENANT_BASE_DOMAIN): platform operators only."""
 
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     *common_urlpatterns,
     path("api/auth/", include(jwt_urlpatterns)),
     path("api/platform/", include("tenants.urls")),

@@ -1,14 +1,17 @@
 """Every tenant host (<slug>.TENANT_BASE_DOMAIN): that tenant's schema only."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
+from accounts.urls import auth_urlpatterns
+from accounts.urls import urlpatterns as accounts_urlpatterns
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     *common_urlpatterns,
     path("api/auth/", include(jwt_urlpatterns)),
-    path("api/auth/", include("djoser.urls")),
+    path("api/auth/", include(auth_urlpatterns)),
+    path("api/", include(accounts_urlpatterns)),
     path("admin/", admin.site.urls),
 ]
 

@@ -258,6 +258,7 @@ def _create_admin(*, tenant: Tenant, email: str, username: str, password_hash: s
         is_staff=True,
         is_superuser=True,
         is_active=True,
+        activated_at=timezone.now(),
     )
 
 

@@ -9,6 +9,7 @@ may provision tenants freely. Tests that need real commits (concurrency) use
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from tenants import cache as tenant_cache
+from tenants.db import connection
 
 PASSWORD = "Corr3ct-Horse-Battery"
 BASE = settings.TENANT_BASE_DOMAIN
@@ -65,6 +67,7 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_tenancy_state() -> Iterator[None]:
+    caches["default"].clear()  # throttle counters
     tenant_cache.clear()
     connection.set_schema_to_public()
     yield
@@ -105,3 +108,19 @@ def committed(django_db_blocker: Any) -> Iterator[Callable[[str], None]]:
         connection.set_schema_to_public()
         for tenant in Tenant.objects.filter(slug__in=created):
             tenant_purge(tenant=tenant, confirm=tenant.slug)
+
+
+@pytest.fixture
+def deliver(django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]) -> Callable[[], Any]:
+    """``with deliver() as outbox: <request>``: runs the on-commit hooks the
+    request queued (the test transaction never commits) and waits until the
+    emails they queued are handed to the locmem backend."""
+    from accounts.emails import wait_for_pending
+
+    @contextlib.contextmanager
+    def run() -> Iterator[list[Any]]:
+        with django_capture_on_commit_callbacks(execute=True):
+            yield mailoutbox
+        wait_for_pending()
+
+    return run

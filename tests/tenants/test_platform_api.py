@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from tenants.db import connection
 from tenants.models import Domain, Tenant
 from tenants.services import tenant_provision
 from tests.conftest import ACME, BASE, GLOBEX, PASSWORD, authed, client_for, jwt_login

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection as django_connection
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
 from accounts.models import User
 from config.errors import ApplicationError
 from tenants import cloning, services
+from tenants.db import connection
 from tenants.introspection import schema_signature
 from tenants.models import Domain, Tenant
 from tenants.services import SlugTaken, tenant_provision
@@ -331,7 +332,7 @@ def _race(calls: list[dict[str, Any]]) -> list[Tenant | BaseException]:
         except BaseException as exc:
             results[index] = exc
         finally:
-            connection.close()
+            django_connection.close()
 
     threads = [threading.Thread(target=run, args=(i, kwargs)) for i, kwargs in enumerate(calls)]
     for thread in threads:

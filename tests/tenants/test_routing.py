@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection as django_connection
 from django.test.utils import CaptureQueriesContext
 
+from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import domain_add, domain_remove, tenant_archive, tenant_provision, tenant_update
 from tests.conftest import ACME, BASE, GLOBEX, PASSWORD, client_for
@@ -49,20 +50,20 @@ def test_each_host_gets_its_own_schema(db):
 
 def test_warm_request_spends_no_query_on_tenant_resolution(db):
     client = client_for(ACME.host)
-    with CaptureQueriesContext(connection) as cold:
+    with CaptureQueriesContext(django_connection) as cold:
         assert client.get("/api/health/").status_code == 200
     assert len(_lookups(cold.captured_queries)) == 1  # the one domain lookup
     assert "tenants_domain" in _lookups(cold.captured_queries)[0]
 
     for _ in range(3):
-        with CaptureQueriesContext(connection) as warm:
+        with CaptureQueriesContext(django_connection) as warm:
             assert client.get("/api/health/").status_code == 200
         assert _lookups(warm.captured_queries) == []
 
 
 def test_unknown_host_lookups_are_cached_too(db):
     client_for("ghost.localhost").get("/api/health/")
-    with CaptureQueriesContext(connection) as warm:
+    with CaptureQueriesContext(django_connection) as warm:
         assert client_for("ghost.localhost").get("/api/health/").status_code == 404
     assert _lookups(warm.captured_queries) == []
 
@@ -139,7 +140,7 @@ def test_suspension_reaches_every_process(committed, settings, backend):
     tenant_provision(slug="multiproc", name="M", admin_email="a@m.test", admin_password=PASSWORD)
     client = client_for("multiproc.localhost")
     assert client.get("/api/health/").status_code == 200
-    with CaptureQueriesContext(connection) as warm:
+    with CaptureQueriesContext(django_connection) as warm:
         assert client.get("/api/health/").status_code == 200
     assert _lookups(warm.captured_queries) == []
 

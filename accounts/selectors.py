@@ -1,0 +1,57 @@
+"""Reads on accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Permission
+from django.db.models import Prefetch, QuerySet
+
+from accounts.models import AuditEntry, Profile, User
+from config.errors import NotFound
+
+
+def permissions_with_types() -> QuerySet[Permission]:
+    return Permission.objects.select_related("content_type").order_by(
+        "content_type__app_label", "content_type__model", "codename"
+    )
+
+
+def assignable_permissions() -> QuerySet[Permission]:
+    return (
+        permissions_with_types()
+        .filter(content_type__app_label__in=settings.ASSIGNABLE_PERMISSION_APPS)
+        .exclude(content_type__app_label="accounts", content_type__model="auditentry")
+    )
+
+
+def user_get(*, pk: Any) -> User:
+    user = User.objects.filter(pk=pk).first() if str(pk).isdigit() and int(pk) < 2**63 else None
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def user_permissions_summary(*, user: User) -> dict[str, Any]:
+    """Direct permissions, and the groups that grant others: two queries."""
+
+    def label(p: Permission) -> str:
+        return f"{p.content_type.app_label}.{p.codename}"
+
+    direct = sorted(label(p) for p in user.user_permissions.select_related("content_type"))
+    via_groups: dict[str, list[str]] = {}
+    groups = user.groups.order_by("name").prefetch_related(Prefetch("permissions", queryset=permissions_with_types()))
+    for group in groups:
+        for p in group.permissions.all():
+            via_groups.setdefault(label(p), []).append(group.name)
+    return {"user": user.pk, "direct": direct, "via_groups": via_groups}
+
+
+def profile_of(*, user: User) -> Profile:
+    profile = Profile.objects.filter(user=user).first()
+    return profile or Profile(user=user)
+
+
+def audit_entries() -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.order_by("-created_at", "-id")
