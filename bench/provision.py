@@ -1,0 +1,385 @@
+"""Benchmark tenant provisioning: SQL clone of the template vs plain migrations.
+
+Run as ``.venv/bin/python bench/provision.py [--quick] [--clone-samples N] ...``.
+
+It never touches the configured database: it creates a throwaway database
+(``tenantdesk_bench`` by default) on the same server as the configured default
+database, points Django at it before any connection opens, bootstraps it
+(public schema + tenant template), measures, and drops it at the end, also on
+error or interruption.
+
+At each size (10 and 200 existing tenants, the fillers created by clone) it
+provisions N tenants by clone and M by migrations, interleaved (spread evenly
+over the run, so with N == M it is clone, migrate, clone, migrate...), and
+purges each measured tenant right after measuring it, so the number of
+existing tenants stays constant.
+
+The measured time of one provision is the wall-clock (``time.perf_counter``)
+of the ``tenant_provision`` call minus the admin's password hash (which the
+service reports in ``ProvisionTimings.password_hash``). The service's own
+``ProvisionTimings.provision`` (which also leaves out input validation) is
+shown next to it as a cross-check. The hash is reported on its own.
+
+Targets (exit status 1 if one fails, unless ``--no-check``):
+  * clone p50 <= 300 ms at every size;
+  * migrate p50 / clone p50 >= 5 at every size;
+  * clone p50 at the largest size / clone p50 at the smallest size <= 1.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import logging
+import math
+import os
+import re
+import secrets
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+import psycopg  # noqa: E402
+from django.conf import settings  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+CLONE_P50_MAX_MS = 300.0
+MIGRATE_OVER_CLONE_MIN = 5.0
+GROWTH_MAX = 1.25
+
+DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+# --- arguments -----------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--clone-samples", type=int, default=None, help="clone provisions per size (default 15)")
+    parser.add_argument("--migrate-samples", type=int, default=None, help="migrate provisions per size (default 7)")
+    parser.add_argument("--warmup", type=int, default=None, help="unmeasured provisions of each method per size (1)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10, 200], help="numbers of existing tenants (default: 10 200)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer samples, for CI (clone 5, migrate 3)")
+    parser.add_argument(
+        "--no-settle", dest="settle", action="store_false", help="skip VACUUM ANALYZE + CHECKPOINT before each size"
+    )
+    parser.add_argument("--no-check", action="store_true", help="always exit 0 when the run completes")
+    parser.add_argument("--db-name", default="tenantdesk_bench", help="throwaway database (dropped at the end)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.clone_samples is None:
+        args.clone_samples = 5 if quick else 15
+    if args.migrate_samples is None:
+        args.migrate_samples = 3 if quick else 7
+    if args.warmup is None:
+        args.warmup = 1
+    if args.clone_samples < 1 or args.migrate_samples < 1 or args.warmup < 0:
+        parser.error("sample counts must be >= 1 and --warmup >= 0")
+    if len(args.sizes) < 1 or any(s < 0 for s in args.sizes):
+        parser.error("--sizes must be non-negative")
+    args.sizes = sorted(set(args.sizes))
+    if not DB_NAME_RE.match(args.db_name):
+        parser.error("--db-name must be a plain lowercase identifier")
+    return args
+
+
+# --- throwaway database --------------------------------------------------------------
+
+
+def _maintenance_conninfo(db: dict) -> dict:
+    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
+    if db.get("HOST"):
+        params["host"] = db["HOST"]
+    if db.get("PORT"):
+        params["port"] = str(db["PORT"])
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _admin_execute(db: dict, *statements: sql.Composed | sql.SQL) -> None:
+    with psycopg.connect(**_maintenance_conninfo(db), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def create_bench_database(db: dict, name: str) -> None:
+    ident = sql.Identifier(name)
+    _admin_execute(
+        db,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident),
+        sql.SQL("CREATE DATABASE {}").format(ident),
+    )
+
+
+def drop_bench_database(db: dict, name: str) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    _admin_execute(db, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# --- measurement ---------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    provision: list[float] = field(default_factory=list)  # call minus hash, seconds
+    service: list[float] = field(default_factory=list)  # ProvisionTimings.provision, seconds
+    password_hash: list[float] = field(default_factory=list)
+
+
+@dataclass
+class SizeResult:
+    size: int
+    clone: Samples
+    migrate: Samples
+    seconds: float
+
+
+PASSWORD = "Bench-" + secrets.token_urlsafe(12)
+
+
+def provision_once(slug: str, method: str) -> tuple[float, float, float]:
+    """Provision one tenant, purge it, return (call - hash, service provision, hash) in seconds."""
+    from tenants.services import ProvisionTimings, tenant_provision, tenant_purge
+
+    timings = ProvisionTimings()
+    gc.collect()
+    started = time.perf_counter()
+    tenant = tenant_provision(
+        slug=slug,
+        name=f"Bench {slug}",
+        admin_email=f"admin@{slug}.bench.test",
+        admin_password=PASSWORD,
+        method=method,  # type: ignore[arg-type]
+        timings=timings,
+    )
+    elapsed = time.perf_counter() - started
+    tenant_purge(tenant=tenant, confirm=tenant.slug)
+    return elapsed - timings.password_hash, timings.provision, timings.password_hash
+
+
+def schedule(n_clone: int, n_migrate: int) -> list[str]:
+    """Both methods spread evenly over the run: c, m, c, m... when the counts match."""
+    slots = [((i + 0.5) / n_clone, 0, "clone") for i in range(n_clone)]
+    slots += [((i + 0.5) / n_migrate, 1, "migrate") for i in range(n_migrate)]
+    return [method for _, _, method in sorted(slots)]
+
+
+def existing_tenants() -> int:
+    from tenants.models import Tenant
+
+    return Tenant.objects.filter(is_template=False).count()
+
+
+def grow_to(size: int) -> None:
+    """Add filler tenants (by clone) until ``size`` non-template tenants exist."""
+    from django.test import override_settings
+
+    from tenants.services import tenant_provision
+
+    current = existing_tenants()
+    # Fillers are not measured: a cheap hasher saves ~0.2 s of Argon2 each.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        for i in range(current, size):
+            slug = f"fill-{i:04d}"
+            tenant_provision(
+                slug=slug, name=f"Filler {i}", admin_email=f"admin@{slug}.bench.test", admin_password=PASSWORD
+            )
+    if existing_tenants() != size:
+        raise RuntimeError(f"expected {size} existing tenants, found {existing_tenants()} (shrinking is unsupported)")
+
+
+def settle() -> None:
+    """Put each size in the same state before measuring: without this, background
+    work left by the set-up (autovacuum of the catalogs churned by bootstrap or by
+    the fillers, dirty buffers) lands in some sizes' samples and not others'."""
+    from django.db import DatabaseError, connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")  # autocommit: VACUUM cannot run in a transaction
+        try:
+            cursor.execute("CHECKPOINT")  # superuser or pg_checkpoint only
+        except DatabaseError:
+            print("CHECKPOINT not permitted; measuring without it", file=sys.stderr)
+
+
+def measure_size(size: int, args: argparse.Namespace, progress: bool) -> SizeResult:
+    grow_to(size)
+    if args.settle:
+        settle()
+    for i in range(args.warmup):
+        for method in ("clone", "migrate"):
+            provision_once(f"warm-{method[0]}-{size}-{i}", method)
+    clone, migrate = Samples(), Samples()
+    started = time.perf_counter()
+    for i, method in enumerate(schedule(args.clone_samples, args.migrate_samples)):
+        call, service, hashed = provision_once(f"m-{method[0]}-{size}-{i}", method)
+        target = clone if method == "clone" else migrate
+        target.provision.append(call)
+        target.service.append(service)
+        target.password_hash.append(hashed)
+        if progress:
+            print(f"  {size:>4} tenants  {method:<7} {call * 1000:8.1f} ms", file=sys.stderr)
+        if existing_tenants() != size:
+            raise RuntimeError("the number of existing tenants changed during measurement")
+    return SizeResult(size=size, clone=clone, migrate=migrate, seconds=time.perf_counter() - started)
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def server_description() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0]
+    db = settings.DATABASES["default"]
+    where = db.get("HOST") or "local socket"
+    if db.get("PORT"):
+        where += f":{db['PORT']}"
+    return f"PostgreSQL {version} at {where}, database {db['NAME']}"
+
+
+def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> list[tuple[bool, str]]:
+    print()
+    print(f"Provisioning benchmark: {server}")
+    print(
+        f"samples per size: clone {args.clone_samples}, migrate {args.migrate_samples} (interleaved), "
+        f"warm-up {args.warmup} of each; each measured tenant purged after measuring"
+    )
+    print("times: wall-clock of the tenant_provision call minus the admin password hash (ms)")
+    print()
+    header = (
+        f"{'existing':>8} | {'clone p50':>9} | {'clone p90':>9} | {'migrate p50':>11} | {'migrate p90':>11} | "
+        f"{'migrate/clone':>13} | {'hash p50':>8} | {'svc clone p50':>13} | {'svc migrate p50':>15}"
+    )
+    print(header)
+    print("-" * len(header))
+    checks: list[tuple[bool, str]] = []
+    clone_p50: dict[int, float] = {}
+    for r in results:
+        c50, c90 = statistics.median(r.clone.provision), percentile(r.clone.provision, 0.9)
+        m50, m90 = statistics.median(r.migrate.provision), percentile(r.migrate.provision, 0.9)
+        h50 = statistics.median(r.clone.password_hash + r.migrate.password_hash)
+        ratio = m50 / c50
+        clone_p50[r.size] = c50
+        print(
+            f"{r.size:>8} | {ms(c50):>9} | {ms(c90):>9} | {ms(m50):>11} | {ms(m90):>11} | {ratio:>12.1f}x | "
+            f"{ms(h50):>8} | {ms(statistics.median(r.clone.service)):>13} | "
+            f"{ms(statistics.median(r.migrate.service)):>15}"
+        )
+        checks.append(
+            (
+                c50 * 1000 <= CLONE_P50_MAX_MS,
+                f"clone p50 at {r.size} tenants: {ms(c50)} ms <= {CLONE_P50_MAX_MS:.0f} ms",
+            )
+        )
+        checks.append(
+            (
+                ratio >= MIGRATE_OVER_CLONE_MIN,
+                f"migrate/clone at {r.size} tenants: {ratio:.1f} >= {MIGRATE_OVER_CLONE_MIN}",
+            )
+        )
+    print()
+    print(
+        "clone min/max (ms): "
+        + "; ".join(f"{r.size}: {ms(min(r.clone.provision))}/{ms(max(r.clone.provision))}" for r in results)
+    )
+    print(
+        "migrate min/max (ms): "
+        + "; ".join(f"{r.size}: {ms(min(r.migrate.provision))}/{ms(max(r.migrate.provision))}" for r in results)
+    )
+    if len(results) >= 2:
+        small, large = results[0].size, results[-1].size
+        growth = clone_p50[large] / clone_p50[small]
+        print(
+            f"clone p50({large}) / clone p50({small}) = {ms(clone_p50[large])} / {ms(clone_p50[small])} = {growth:.2f}"
+        )
+        checks.append((growth <= GROWTH_MAX, f"clone p50({large}) / p50({small}): {growth:.2f} <= {GROWTH_MAX}"))
+    print()
+    for ok, text in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return checks
+
+
+# --- main ----------------------------------------------------------------------------
+
+
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+    # Reading settings starts the embedded PostgreSQL when DATABASE_URL is unset;
+    # no Django connection exists yet, so redirecting "default" here is safe.
+    db = settings.DATABASES["default"]
+    configured = db["NAME"]
+    if args.db_name == configured:
+        print(f"refusing: --db-name {args.db_name!r} is the configured database", file=sys.stderr)
+        return 2
+    db["NAME"] = args.db_name
+    db["CONN_MAX_AGE"] = None  # one connection for the whole run
+    db["CONN_HEALTH_CHECKS"] = False
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    assert connection.connection is None, "a connection opened before the database was redirected"
+    # One INFO line per provision would drown the table.
+    logging.getLogger("tenants.services").setLevel(logging.WARNING)
+
+    progress = sys.stderr.isatty()
+    create_bench_database(db, args.db_name)
+    try:
+        started = time.perf_counter()
+        call_command("bootstrap", verbosity=0, stdout=io.StringIO())
+        print(f"bootstrapped {args.db_name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        server = server_description()
+        results = []
+        for size in args.sizes:
+            started = time.perf_counter()
+            result = measure_size(size, args, progress)
+            print(
+                f"measured at {size} tenants in {time.perf_counter() - started:.1f} s (samples {result.seconds:.1f} s)",
+                file=sys.stderr,
+            )
+            results.append(result)
+        checks = report(results, args, server)
+    finally:
+        drop_bench_database(db, args.db_name)
+        print(f"dropped {args.db_name}", file=sys.stderr)
+    if args.no_check or all(ok for ok, _ in checks):
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
