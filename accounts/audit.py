@@ -12,7 +12,8 @@ through ``record``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from accounts.models import AuditEntry, User
 
 _current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+_suppressed: ContextVar[bool] = ContextVar("audit_suppressed", default=False)
 Action = AuditEntry.Action
 
 
@@ -47,6 +49,21 @@ def _actor() -> User | None:
 
 def _perm_label(permission: Permission) -> str:
     return f"{permission.content_type.app_label}.{permission.codename}"
+
+
+@contextmanager
+def recorded_by_caller() -> Iterator[None]:
+    """Within this block, signal receivers write nothing: the caller (a
+    service doing bulk work) records the entries itself, in one insert."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def signals_active() -> bool:
+    return not _suppressed.get()
 
 
 def record(entries: Iterable[dict[str, Any]]) -> None:
@@ -74,6 +91,8 @@ def _group_before_save(sender: Any, instance: Group, **kwargs: Any) -> None:
 
 @receiver(post_save, sender=Group)
 def _group_saved(sender: Any, instance: Group, created: bool, **kwargs: Any) -> None:
+    if not signals_active():
+        return
     old = getattr(instance, "_audit_old_name", None)
     if created:
         record([{"action": Action.GROUP_CREATE, **subject(instance)}])
@@ -97,8 +116,15 @@ def _m2m_pks(kwargs: dict[str, Any], instance: Any, relation: str) -> tuple[str,
         return None
     if action == "post_clear":
         return "removed", getattr(instance, "_audit_cleared", set())
-    if action in ("post_add", "post_remove"):
-        return ("added" if action == "post_add" else "removed"), set(kwargs["pk_set"] or ())
+    if action == "pre_remove":
+        # Django sends every pk asked for, held or not; log only what goes.
+        asked = set(kwargs["pk_set"] or ())
+        instance._audit_removing = set(getattr(instance, relation).filter(pk__in=asked).values_list("pk", flat=True))
+        return None
+    if action == "post_remove":
+        return "removed", getattr(instance, "_audit_removing", set())
+    if action == "post_add":  # Django sends only the pks it actually added
+        return "added", set(kwargs["pk_set"] or ())
     return None
 
 

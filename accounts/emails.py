@@ -38,9 +38,13 @@ class Email:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def _links_base(request: Any) -> tuple[str, str, str]:
+def links_base(request: Any) -> tuple[str, str, str]:
     """(scheme, host[:port], site name) for links: always the current tenant's
-    primary domain from the database, never the Host header a client sent."""
+    primary domain from the database, never the Host header a client sent.
+
+    The endpoints that must not reveal whether an address is known call this
+    before the lookup, whatever the address, and pass it to ``build(base=...)``,
+    so both paths run the same queries."""
     tenant = getattr(request, "tenant", None)
     if tenant is None:
         domain, name = settings.TENANT_BASE_DOMAIN, "the platform"
@@ -53,8 +57,8 @@ def _links_base(request: Any) -> tuple[str, str, str]:
     return request.scheme, host, name
 
 
-def build(request: Any, kind: str, user: Any, **extra: Any) -> Email:
-    scheme, host, site_name = _links_base(request)
+def build(request: Any, kind: str, user: Any, *, base: tuple[str, str, str] | None = None, **extra: Any) -> Email:
+    scheme, host, site_name = base or links_base(request)
     context: dict[str, Any] = {
         "username": user.username,
         "site_name": site_name,

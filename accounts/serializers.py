@@ -222,7 +222,8 @@ class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
         return permission_label(value)
 
     def to_internal_value(self, data: Any) -> Permission:
-        if not isinstance(data, str) or data.count(".") != 1 or len(data) > 255:
+        # NUL: PostgreSQL refuses it in text (a DataError, i.e. a 500), so refuse it first.
+        if not isinstance(data, str) or data.count(".") != 1 or len(data) > 255 or "\x00" in data:
             self.fail("invalid")
         app_label, codename = data.split(".")
         found = (

@@ -68,9 +68,10 @@ def user_resend_activation(*, request: Any, email: str) -> None:
     """Silent whatever the email: only a pending, never-activated account gets mail."""
     if not (getattr(request, "tenant", None) and request.tenant.require_activation):
         return
+    base = emails.links_base(request)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=False, activated_at__isnull=True).first()
     if user is not None:
-        emails.send_after_commit(emails.build(request, "activation", user))
+        emails.send_after_commit(emails.build(request, "activation", user, base=base))
 
 
 # --- passwords ------------------------------------------------------------------------------
@@ -85,9 +86,10 @@ def user_set_password(*, request: Any, user: User, new_password: str) -> None:
 
 def user_send_password_reset(*, request: Any, email: str) -> None:
     """Silent whatever the email: only an active account with a password gets mail."""
+    base = emails.links_base(request)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is not None and user.has_usable_password():
-        emails.send_after_commit(emails.build(request, "password_reset", user))
+        emails.send_after_commit(emails.build(request, "password_reset", user, base=base))
 
 
 def user_reset_password(*, request: Any, user: User, new_password: str) -> None:
@@ -122,9 +124,10 @@ def user_set_email(*, request: Any, user: User, new_email: str) -> None:
 
 def user_send_email_reset(*, request: Any, email: str) -> None:
     """Silent whatever the email."""
+    base = emails.links_base(request)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is not None:
-        emails.send_after_commit(emails.build(request, "email_reset", user))
+        emails.send_after_commit(emails.build(request, "email_reset", user, base=base))
 
 
 def user_reset_email(*, request: Any, user: User, new_email: str) -> None:
@@ -183,7 +186,12 @@ def customer_create(*, user: User, **fields: Any) -> Customer:
 def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     for name, value in fields.items():
         setattr(customer, name, value)
-    customer.save()
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError:
+        # Moved onto a user who already is a customer (one per user).
+        raise Conflict("That user already is a customer.", field="user") from None
     return customer
 
 

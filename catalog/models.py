@@ -1,1 +1,54 @@
-"""Products arrive with the catalog issue; the app is registered (TENANT only) from the start."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+
+class Product(models.Model):
+    """A tenant's product. Who may do what with it: catalog/policy.py."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="", max_length=10_000)
+    price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
+    is_published = models.BooleanField(default=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("can_publish_product", "Can publish product")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(price__gte=0), name="catalog_product_price_not_negative"),
+        ]
+        indexes = [
+            # The "published" branch of the visibility rule reads only these.
+            models.Index(fields=["id"], condition=models.Q(is_published=True), name="catalog_product_published_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProductUserObjectPermission(UserObjectPermissionBase):
+    """Guardian's direct foreign-key table: a real FK (indexed, no varchar cast)
+    that cascades, so a deleted product takes its grants with it."""
+
+    content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = "product user permission"
+
+
+class ProductGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = "product group permission"

@@ -11,14 +11,19 @@ import DRF; this module turns both into responses.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationError(Exception):
@@ -63,6 +68,11 @@ def _flatten(detail: Any) -> Any:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DataError):
+        # Last line of defence: a value the database refuses (NUL byte, number
+        # out of range) that validation missed is the client's input, not a 500.
+        logger.warning("database refused input: %s", exc)
+        return Response(error_body("Invalid input.", "invalid"), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ApplicationError):
         errors = {exc.field: [exc.message]} if exc.field else None
         return Response(error_body(exc.message, exc.code, errors), status=exc.status_code)

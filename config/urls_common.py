@@ -4,10 +4,16 @@ from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
+from accounts.throttles import LoginAccountThrottle, LoginIPThrottle
 from config.views import health
 
 jwt_urlpatterns: list[URLPattern | URLResolver] = [
-    path("jwt/create/", TokenObtainPairView.as_view(), name="jwt-create"),
+    # Brute force: per (tenant, IP) and per (tenant, account); see accounts.throttles.
+    path(
+        "jwt/create/",
+        TokenObtainPairView.as_view(throttle_classes=[LoginIPThrottle, LoginAccountThrottle]),
+        name="jwt-create",
+    ),
     path("jwt/refresh/", TokenRefreshView.as_view(), name="jwt-refresh"),
     path("jwt/verify/", TokenVerifyView.as_view(), name="jwt-verify"),
     path("jwt/blacklist/", TokenBlacklistView.as_view(), name="jwt-blacklist"),

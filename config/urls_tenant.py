@@ -12,6 +12,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/auth/", include(jwt_urlpatterns)),
     path("api/auth/", include(auth_urlpatterns)),
     path("api/", include(accounts_urlpatterns)),
+    path("api/", include("catalog.urls")),
     path("admin/", admin.site.urls),
 ]
 

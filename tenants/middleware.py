@@ -30,6 +30,9 @@ class TenantMiddleware:
         self.base_domain: str = settings.TENANT_BASE_DOMAIN
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            # PostgreSQL refuses NUL in text; no handler should ever see one.
+            return json_error(request, 400, "NUL bytes are not allowed in the URL.", "bad_request")
         try:
             host, _port = split_domain_port(request.get_host())  # checks ALLOWED_HOSTS
         except DisallowedHost:

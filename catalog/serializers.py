@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from catalog import policy
+from catalog.models import Product
+
+MAX_BULK = 1000
+
+
+class ProductSerializer(serializers.ModelSerializer[Product]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "name",
+            "description",
+            "price",
+            "owner",
+            "is_published",
+            "published_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "is_published", "published_at", "created_at", "updated_at"]
+
+
+class CodenameField(serializers.CharField):
+    """An object-level product permission: "view_product" or "catalog.view_product"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        codename = value.removeprefix(f"{policy.APP_LABEL}.")
+        if codename not in policy.ACTION_BY_CODENAME or codename == policy.CODENAMES["add"]:
+            allowed = ", ".join(policy.CODENAMES[a] for a in policy.OBJECT_ACTIONS)
+            raise serializers.ValidationError(f"Unknown product permission '{value}'; use one of {allowed}.")
+        return codename
+
+
+class GrantSerializer(serializers.Serializer):
+    user = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    group = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    permissions = serializers.ListField(child=CodenameField(max_length=64), min_length=1, max_length=10)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("user" in attrs) == ("group" in attrs):
+            raise serializers.ValidationError({"user": ["Give exactly one of user or group."]})
+        return attrs
+
+
+def _id(maximum: int) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=maximum)
+
+
+class BulkGrantSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["grant", "revoke"])
+    permissions = serializers.ListField(child=CodenameField(max_length=64), min_length=1, max_length=10)
+    products = serializers.ListField(child=_id(2**63 - 1), min_length=1, max_length=MAX_BULK)
+    users = serializers.ListField(child=_id(2**63 - 1), required=False, default=list, max_length=MAX_BULK)
+    groups = serializers.ListField(child=_id(2**31 - 1), required=False, default=list, max_length=MAX_BULK)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs["users"] and not attrs["groups"]:
+            raise serializers.ValidationError({"users": ["Give at least one user or group."]})
+        return attrs
