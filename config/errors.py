@@ -22,7 +22,6 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
 logger = logging.getLogger(__name__)
 
 
