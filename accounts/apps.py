@@ -7,3 +7,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import audit  # noqa: F401  (connects the audit signals)
+        from config import openapi  # noqa: F401  (registers the JWT scheme)

@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from djoser.serializers import UserCreateSerializer as BaseUserCreateSerializer
 from djoser.serializers import UserSerializer as BaseUserSerializer
 from djoser.utils import decode_uid
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEntry, Customer, Profile, User
@@ -210,6 +212,7 @@ def permission_label(permission: Permission) -> str:
     return f"{permission.content_type.app_label}.{permission.codename}"
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
     """A model permission as "app_label.codename", limited to assignable apps."""
 

@@ -254,6 +254,7 @@ class UserPermissionsView(APIView):
     """A user's model permissions: direct ones (editable) and those via groups."""
 
     permission_classes = [IsAdminUser]
+    serializer_class = UserPermissionsSerializer
 
     def get(self, request: Request, pk: int) -> Response:
         return Response(selectors.user_permissions_summary(user=selectors.user_get(pk=pk)))

@@ -269,7 +269,10 @@ ASSIGNABLE_PERMISSION_APPS = ("catalog", "accounts", "auth")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "tenantdesk API",
-    "DESCRIPTION": "Schema-per-tenant SaaS backend: platform API on the base domain, tenant API on each subdomain.",
+    "DESCRIPTION": (
+        "Schema-per-tenant SaaS backend: platform API on the base domain, tenant API on each subdomain. "
+        'Every error is JSON: {"detail": str, "code": str, "errors": {field: [str]}} (errors only for validation).'
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

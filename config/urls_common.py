@@ -19,8 +19,12 @@ jwt_urlpatterns: list[URLPattern | URLResolver] = [
     path("jwt/blacklist/", TokenBlacklistView.as_view(), name="jwt-blacklist"),
 ]
 
-common_urlpatterns: list[URLPattern | URLResolver] = [
-    path("api/health/", health, name="health"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-]
+
+
+def common_urlpatterns(urlconf: str) -> list[URLPattern | URLResolver]:
+    """Health and docs; the schema describes the urlconf of the host serving it."""
+    return [
+        path("api/health/", health, name="health"),
+        path("api/schema/", SpectacularAPIView.as_view(urlconf=urlconf), name="schema"),
+        path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    ]

@@ -5,7 +5,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    *common_urlpatterns,
+    *common_urlpatterns(__name__),
     path("api/auth/", include(jwt_urlpatterns)),
     path("api/platform/", include("tenants.urls")),
 ]

@@ -8,7 +8,7 @@ from accounts.urls import urlpatterns as accounts_urlpatterns
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    *common_urlpatterns,
+    *common_urlpatterns(__name__),
     path("api/auth/", include(jwt_urlpatterns)),
     path("api/auth/", include(auth_urlpatterns)),
     path("api/", include(accounts_urlpatterns)),

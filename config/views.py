@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -8,6 +10,12 @@ from rest_framework.response import Response
 from tenants.db import connection
 
 
+@extend_schema(
+    responses=inline_serializer(
+        "Health",
+        {"status": serializers.CharField(), "schema": serializers.CharField(), "tenant": serializers.CharField()},
+    )
+)
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([AllowAny])
