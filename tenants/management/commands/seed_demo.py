@@ -8,12 +8,16 @@ below, and are printed. Existing rows are left as they are.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
+from django_tenants.utils import tenant_context
 
 from accounts.models import User
+from catalog.models import Product
 from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import primary_domain_for, tenant_provision
@@ -50,6 +54,36 @@ class Command(BaseCommand):
             )
             lines.append(f"{slug:<9} http://{host}:{port}/  {email}  {admin_password}")
 
+        acme = Tenant.objects.get(slug="acme")
+        with tenant_context(acme):
+            john, created = _seed_catalog(admin_password)
+        shown = admin_password if created else "(exists; password unchanged)"
+        lines.append(f"acme user http://{primary_domain_for('acme')}:{port}/  {john}  {shown}  in ProductManagers")
+        connection.set_schema_to_public()
+
         self.stdout.write(self.style.SUCCESS("Demo data ready:"))
         for line in lines:
             self.stdout.write("  " + line)
+
+
+def _seed_catalog(password: str) -> tuple[str, bool]:
+    """The seed's example in acme: john_doe in ProductManagers (view, change,
+    publish products), and two products, one published. Idempotent."""
+    group, _ = Group.objects.get_or_create(name="ProductManagers")
+    group.permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="catalog",
+            codename__in=["view_product", "change_product", "can_publish_product"],
+        )
+    )
+    email = "john_doe@acme.example.com"
+    john = User.objects.filter(email__iexact=email).first()
+    created = john is None
+    if john is None:
+        john = User.objects.create_user(email=email, username="john_doe", password=password)
+    john.groups.add(group)
+    admin = User.objects.filter(is_superuser=True).order_by("id").first()
+    if not Product.objects.exists():
+        Product.objects.create(name="Anvil", price=Decimal("99.00"), owner=admin, is_published=True)
+        Product.objects.create(name="Rocket skates", price=Decimal("249.50"), owner=admin)
+    return email, created
