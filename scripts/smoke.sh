@@ -45,6 +45,22 @@ expect "$(status POST "http://$BASE:$PORT/api/platform/tenants/" \
   "{\"slug\": \"$SLUG\", \"name\": \"Again\", \"admin_email\": \"a@x.test\", \"admin_password\": \"Sm0ke-Test-Pass\"}" "$OP")" 409 "duplicate slug"
 expect "$(status GET "http://nowhere.$BASE:$PORT/api/health/")" 404 "unknown host"
 
+# Tenant side, on the demo tenant acme (seed_demo): the seed's ProductManagers example.
+ACME="http://acme.$BASE:$PORT"
+expect "$(status GET "$ACME/api/products/")" 200 "anonymous lists acme's products"
+[ "$(json '["count"]' < /tmp/smoke.body)" = "1" ] || fail "anonymous sees only the published product"
+JOHN=$(curl -sf "$ACME/api/auth/jwt/create/" -H 'Content-Type: application/json' \
+  -d "{\"username\": \"john_doe\", \"password\": \"${DEMO_ADMIN_PASSWORD:-demo-Passw0rd!}\"}" | json '["access"]') || fail "john_doe login"
+expect "$(status GET "$ACME/api/products/?ordering=name" "" "$JOHN")" 200 "john_doe (ProductManagers) lists products"
+[ "$(json '["count"]' < /tmp/smoke.body)" = "2" ] || fail "john_doe sees both products"
+SKATES=$(json '["results"][1]["id"]' < /tmp/smoke.body)
+expect "$(status POST "$ACME/api/products/$SKATES/publish/" "" "$JOHN")" 200 "john_doe publishes"
+expect "$(status POST "$ACME/api/products/$SKATES/unpublish/" "" "$JOHN")" 200 "john_doe unpublishes"
+expect "$(status GET "$ACME/api/products/$SKATES/access/" "" "$JOHN")" 200 "john_doe asks why"
+[ "$(json '["actions"]["publish"]["sources"][0]["group"]' < /tmp/smoke.body)" = "ProductManagers" ] || fail "explain names the group"
+expect "$(status DELETE "$ACME/api/products/$SKATES/" "" "$JOHN")" 403 "john_doe may not delete"
+expect "$(status POST "$ACME/api/auth/users/" "{\"username\": \"u$SLUG\", \"email\": \"u@$SLUG.test\", \"password\": \"Sm0ke-Test-Pass\"}")" 201 "registration on acme"
+
 expect "$(status DELETE "http://$BASE:$PORT/api/platform/tenants/$SLUG/" "" "$OP")" 204 "archive"
 expect "$(status GET "http://$SLUG.$BASE:$PORT/api/health/")" 403 "archived tenant is suspended"
 expect "$(status DELETE "http://$BASE:$PORT/api/platform/tenants/$SLUG/?purge=$SLUG" "" "$OP")" 204 "purge"
