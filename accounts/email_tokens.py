@@ -57,24 +57,25 @@ class ActivationTokenGenerator(_TenantTokenGenerator):
 
 
 class ResetPasswordTokenGenerator(_TenantTokenGenerator):
-    """Valid until the password, the email or is_active changes, or a login."""
+    """Valid until the password, the email or is_active changes, a login, or a
+    revocation (token_epoch: deactivation, "log out everywhere")."""
 
     key_salt = "accounts.password_reset"
     timeout_setting = "PASSWORD_RESET_TIMEOUT"
 
     def _state(self, user: Any) -> str:
         login = user.last_login.replace(microsecond=0, tzinfo=None) if user.last_login else ""
-        return f"{user.password}|{login}|{user.is_active}|{user.email}"
+        return f"{user.password}|{login}|{user.is_active}|{user.email}|{user.token_epoch}"
 
 
 class EmailResetTokenGenerator(_TenantTokenGenerator):
-    """Valid until the email, the password or is_active changes."""
+    """Valid until the email, the password or is_active changes, or a revocation."""
 
     key_salt = "accounts.email_reset"
     timeout_setting = "EMAIL_RESET_TIMEOUT"
 
     def _state(self, user: Any) -> str:
-        return f"{user.email}|{user.password}|{user.is_active}"
+        return f"{user.email}|{user.password}|{user.is_active}|{user.token_epoch}"
 
 
 activation_tokens = ActivationTokenGenerator()

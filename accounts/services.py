@@ -122,10 +122,11 @@ def user_set_email(*, request: Any, user: User, new_email: str) -> None:
     _change_email(request=request, user=user, new_email=new_email)
 
 
-def user_send_email_reset(*, request: Any, email: str) -> None:
-    """Silent whatever the email."""
+def user_send_email_reset(*, request: Any, caller: User, email: str) -> None:
+    """Silent whatever the email. A link goes out only when the address is the
+    caller's own: one user cannot start an email change for another."""
     base = emails.links_base(request)  # known or not: the same queries
-    user = User.objects.filter(email__iexact=email, is_active=True).first()
+    user = User.objects.filter(email__iexact=email, is_active=True, pk=caller.pk).first()
     if user is not None:
         emails.send_after_commit(emails.build(request, "email_reset", user, base=base))
 

@@ -9,6 +9,7 @@ request time from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +38,8 @@ class TenantAccountThrottle(_TenantThrottle):
         account = data.get("email") or data.get("username")
         if not isinstance(account, str) or not account.strip():
             return None  # nothing to count against; the IP throttle still applies
-        return self.key_for(account.strip().lower()[:254])
+        digest = hashlib.sha256(account.strip().lower().encode()).hexdigest()[:32]
+        return self.key_for(digest)  # short keys whatever the input
 
 
 class LoginIPThrottle(TenantIPThrottle):

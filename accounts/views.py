@@ -133,7 +133,8 @@ class UserViewSet(DjoserUserViewSet):
 
     @action(["post"], detail=False, url_path="reset_email")
     def reset_username(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.user_send_email_reset(request=request, email=self._validated(request).validated_data["email"])
+        email = self._validated(request).validated_data["email"]
+        services.user_send_email_reset(request=request, caller=_user(request), email=email)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(["post"], detail=False, url_path="reset_email_confirm")

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from catalog.managers import ProductGroupObjectPermissionManager, ProductUserObjectPermissionManager
 
 
 class Product(models.Model):
@@ -42,6 +45,7 @@ class ProductUserObjectPermission(UserObjectPermissionBase):
     that cascades, so a deleted product takes its grants with it."""
 
     content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
+    objects: ClassVar[ProductUserObjectPermissionManager] = ProductUserObjectPermissionManager()
 
     class Meta(UserObjectPermissionBase.Meta):
         verbose_name = "product user permission"
@@ -49,6 +53,7 @@ class ProductUserObjectPermission(UserObjectPermissionBase):
 
 class ProductGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
+    objects: ClassVar[ProductGroupObjectPermissionManager] = ProductGroupObjectPermissionManager()
 
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = "product group permission"

@@ -3,8 +3,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import Group
 from rest_framework import serializers
 
+from accounts.models import User
 from catalog import policy
 from catalog.models import Product
 
@@ -48,6 +50,17 @@ class GrantSerializer(serializers.Serializer):
     user = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     group = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
     permissions = serializers.ListField(child=CodenameField(max_length=64), min_length=1, max_length=10)
+
+    def validate_user(self, value: int) -> int:
+        # Checked here so that the error names this body's field ("user"), not the service's ("users").
+        if not User.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(f"No such user: {value}.")
+        return value
+
+    def validate_group(self, value: int) -> int:
+        if not Group.objects.filter(pk=value).exists():
+            raise serializers.ValidationError(f"No such group: {value}.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("user" in attrs) == ("group" in attrs):

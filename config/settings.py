@@ -254,6 +254,8 @@ DJOSER = {
         "user_delete": ["djoser.permissions.CurrentUserOrAdmin"],
         "set_password": ["rest_framework.permissions.IsAuthenticated"],
         "set_username": ["rest_framework.permissions.IsAuthenticated"],
+        # The seed: "reset_email ... Access: Authenticated user".
+        "username_reset": ["rest_framework.permissions.IsAuthenticated"],
     },
 }
 # Emailed links: paths on the tenant's primary domain (a front end serves them).

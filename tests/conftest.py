@@ -48,6 +48,13 @@ def pytest_configure(config: Any) -> None:
     if not test.get("NAME"):
         test["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
+    # Per-process tenant cache in tests: clearing it between tests must not
+    # wipe the cache of a dev server or of another test run on this machine
+    # (the cross-process tests in tests/tenants/test_routing.py set their own).
+    settings.CACHES = {
+        **settings.CACHES,
+        "tenants": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tenants-tests"},
+    }
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from accounts.models import User
+from tests.accounts.helpers import assert_json_error
 from tests.conftest import ACME, BASE, GLOBEX, OPERATOR_EMAIL, PASSWORD, authed, client_for, jwt_login
 
 pytestmark = pytest.mark.django_db
@@ -47,18 +48,6 @@ def probe_path(host: str) -> str:
 def claims(token: str) -> dict[str, Any]:
     """The payload of a token, signature checked with the real key."""
     return jwt.decode(token, SIGNING_KEY, algorithms=[ALGORITHM])
-
-
-def assert_json_error(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.content)
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("detail"), str), body
-    assert body["detail"], body
-    assert isinstance(body.get("code"), str), body
-    assert body["code"], body
-    return body
 
 
 def assert_401(response: Any) -> dict[str, Any]:

@@ -1,0 +1,196 @@
+"""Query budgets of the product API, counted on the real connection.
+
+Each count is of one warm request (the tenant cache filled by a first
+request), authentication included. The budgets: list page <= 6, detail <= 5,
+and none of them may grow with the number of products, grants or the page
+size (no per-row queries).
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
+from tests.catalog.support import (
+    PRODUCTS,
+    admin_client,
+    anon,
+    detail_url,
+    grants_url,
+    make_group,
+    make_user,
+    user_client,
+)
+from tests.conftest import ACME, PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LIST_BUDGET = 6
+DETAIL_BUDGET = 5
+CODENAMES = ("view_product", "change_product", "delete_product", "can_publish_product")
+_seq = itertools.count(1)
+
+
+def count_queries(client: APIClient, url: str) -> int:
+    assert client.get(url).status_code == 200  # warm: tenant cache
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, response.content
+    return len(ctx.captured_queries)
+
+
+def sql_of(client: APIClient, url: str) -> str:
+    with CaptureQueriesContext(connection) as ctx:
+        client.get(url)
+    return "\n".join(q["sql"] for q in ctx.captured_queries)
+
+
+def build(*, products: int, grants: int) -> tuple[User, list[int]]:
+    """A tenant world: ``products`` products owned by someone else, and
+    ``grants`` object grants, a share of them to the returned user (directly
+    and through its three groups), the rest to other users and groups. The
+    user holds no model permission and owns nothing. Returns the user and the
+    ids of the products it may view."""
+    n = next(_seq)
+    owner = make_user(prefix="owner")
+    grantee = make_user(prefix="grantee")
+    groups = [make_group(members=(grantee,)) for _ in range(3)]
+    with schema_context(ACME.slug):
+        others = User.objects.bulk_create(
+            User(email=f"other{n}-{i}@acme.test", username=f"other{n}-{i}", password=PASSWORD) for i in range(20)
+        )
+        other_groups = Group.objects.bulk_create(Group(name=f"other{n}-{i}") for i in range(5))
+        rows = Product.objects.bulk_create(
+            Product(name=f"p{n}-{i}", price=Decimal(i % 100), owner=owner) for i in range(products)
+        )
+        perms = {p.codename: p for p in Permission.objects.filter(content_type__app_label="catalog")}
+        holders: list[User | Group] = [grantee, *groups, *others, *other_groups]
+        user_rows: list[ProductUserObjectPermission] = []
+        group_rows: list[ProductGroupObjectPermission] = []
+        combos = itertools.product(rows, CODENAMES, holders)  # product-major: every holder gets grants
+        for product, codename, holder in itertools.islice(combos, grants):
+            if isinstance(holder, User):
+                user_rows.append(
+                    ProductUserObjectPermission(user=holder, permission=perms[codename], content_object=product)
+                )
+            else:
+                group_rows.append(
+                    ProductGroupObjectPermission(group=holder, permission=perms[codename], content_object=product)
+                )
+        assert len(user_rows) + len(group_rows) == grants, "not enough combinations for that many grants"
+        ProductUserObjectPermission.objects.bulk_create(user_rows)
+        ProductGroupObjectPermission.objects.bulk_create(group_rows)
+        visible = sorted(
+            {
+                r.content_object_id
+                for r in user_rows
+                if r.user_id == grantee.pk and r.permission.codename == "view_product"
+            }
+            | {
+                r.content_object_id
+                for r in group_rows
+                if r.group_id in {g.pk for g in groups} and r.permission.codename == "view_product"
+            }
+        )
+    assert visible, "the grantee must see something"
+    return grantee, visible
+
+
+WORLDS = [(5, 5), (200, 5), (5, 500), (200, 500)]
+
+
+def test_list_budget_for_a_grants_only_user_is_flat() -> None:
+    counts = {}
+    for products, grants in WORLDS:
+        grantee, visible = build(products=products, grants=grants)
+        client = user_client(grantee)
+        # The list shows exactly what the grants give, no more.
+        body = client.get(f"{PRODUCTS}?page_size=200").json()
+        assert sorted(item["id"] for item in body["results"]) == visible
+        for page_size in (10, 50):
+            url = f"{PRODUCTS}?page_size={page_size}"
+            counts[(products, grants, page_size)] = count_queries(client, url)
+    assert max(counts.values()) <= LIST_BUDGET, (counts, sql_of(client, url))
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_list_budget_for_the_admin_is_flat() -> None:
+    counts = {}
+    client = admin_client()
+    for products, grants in WORLDS:
+        build(products=products, grants=grants)
+        for page_size in (10, 50):
+            url = f"{PRODUCTS}?page_size={page_size}"
+            counts[(products, grants, page_size)] = count_queries(client, url)
+    assert max(counts.values()) <= LIST_BUDGET, (counts, sql_of(client, url))
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_list_budget_for_anonymous_and_model_permission_users() -> None:
+    build(products=60, grants=100)
+    with schema_context(ACME.slug):
+        Product.objects.filter(name__startswith="p").update(is_published=True)
+    manager = make_user(prefix="manager")
+    make_group(name="ProductManagers", perms=("view_product", "change_product"), members=(manager,))
+    for client in (anon(), user_client(manager)):
+        assert count_queries(client, PRODUCTS) <= LIST_BUDGET, sql_of(client, PRODUCTS)
+
+
+def test_list_budget_with_filters_search_and_ordering() -> None:
+    grantee, _ = build(products=200, grants=500)
+    client = user_client(grantee)
+    url = f"{PRODUCTS}?is_published=false&search=p&ordering=-price&owner=1&page_size=50"
+    assert count_queries(client, url) <= LIST_BUDGET, sql_of(client, url)
+
+
+def test_detail_budget() -> None:
+    counts = {}
+    for products, grants in ((5, 5), (200, 500)):
+        grantee, visible = build(products=products, grants=grants)
+        for who, client in (("grantee", user_client(grantee)), ("admin", admin_client())):
+            counts[(who, products, grants)] = count_queries(client, detail_url(visible[0]))
+    assert max(counts.values()) <= DETAIL_BUDGET, counts
+    assert len({c for (who, _, _), c in counts.items() if who == "grantee"}) == 1, counts
+    assert len({c for (who, _, _), c in counts.items() if who == "admin"}) == 1, counts
+
+
+def test_grants_listing_has_no_per_row_queries() -> None:
+    counts = {}
+    client = admin_client()
+    for grants in (2, 40):
+        owner = make_user(prefix="owner")
+        with schema_context(ACME.slug):
+            product = Product.objects.create(name="listed", price=Decimal(1), owner=owner)
+            users = User.objects.bulk_create(
+                User(email=f"g{grants}-{i}@acme.test", username=f"g{grants}-{i}") for i in range(grants // 2)
+            )
+            group_grants = grants - len(users)
+            groups = Group.objects.bulk_create(Group(name=f"g{grants}-{i}") for i in range((group_grants + 1) // 2))
+            view, change = Permission.objects.filter(codename__in=["view_product", "change_product"]).order_by("pk")
+            ProductUserObjectPermission.objects.bulk_create(
+                ProductUserObjectPermission(user=u, permission=view, content_object=product) for u in users
+            )
+            ProductGroupObjectPermission.objects.bulk_create(
+                [
+                    ProductGroupObjectPermission(group=g, permission=p, content_object=product)
+                    for g in groups
+                    for p in (view, change)
+                ][:group_grants]
+            )
+        body = client.get(grants_url(product.pk)).json()
+        assert (
+            sum(len(u["permissions"]) for u in body["users"]) + sum(len(g["permissions"]) for g in body["groups"])
+            == grants
+        )
+        counts[grants] = count_queries(client, grants_url(product.pk))
+    assert counts[2] == counts[40], counts
+    assert counts[40] <= LIST_BUDGET, counts
