@@ -182,6 +182,7 @@ class AuditEntry(models.Model):
     target_repr = models.CharField(max_length=254, blank=True, default="")
 
     class Meta:
+        verbose_name_plural = "audit entries"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["subject_type", "subject_id", "-created_at"], name="audit_subject_idx"),

@@ -58,11 +58,21 @@ def pytest_configure(config: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+def django_db_setup(
+    request: Any, django_test_environment: None, django_db_blocker: Any, django_db_keepdb: bool
+) -> Iterator[None]:
+    """Always create the test database (pytest-django's own fixture creates it
+    only for tests that ask for ``db``; ``committed`` tests do not), then the
+    template, acme, globex and an operator."""
+    from django.test.utils import setup_databases, teardown_databases
+
     from accounts.models import User
     from tenants.services import template_ensure, tenant_provision
 
+    verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
+        assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
         connection.set_schema_to_public()
         template_ensure()
         for demo in (ACME, GLOBEX):
@@ -70,6 +80,10 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
                 slug=demo.slug, name=demo.slug.title(), admin_email=demo.admin_email, admin_password=demo.password
             )
         User.objects.create_superuser(email=OPERATOR_EMAIL, username="operator", password=PASSWORD)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(db_cfg, verbosity=verbosity)
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +118,11 @@ def operator_client(db: None) -> APIClient:
 
 
 @pytest.fixture
-def committed(django_db_blocker: Any) -> Iterator[Callable[[str], None]]:
-    """Real commits (no wrapping transaction); purges the slugs it is told about."""
+def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[Callable[[str], None]]:
+    """Real commits (no wrapping transaction); purges the slugs it is told about.
+
+    Depends on django_db_setup so the test database exists and is the one in
+    use even when no other fixture of the test asks for the database."""
     from tenants.models import Tenant
     from tenants.services import tenant_purge
 

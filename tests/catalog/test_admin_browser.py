@@ -1,0 +1,301 @@
+"""Tenant admins in a real browser: headless Chromium logs into acme's Django
+admin, grants an object permission through guardian's "Object permissions"
+page, and the API then shows the grant (the grantee's product list and the
+audit log).
+
+The server is a real threaded WSGI server in this process, bound to
+127.0.0.1, serving the test database with committed data (pytest-django's
+``live_server`` would flush the session's tenants). Everything the test
+commits is deleted afterwards.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs
+them); skipped with a reason when they are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.sessions.models import Session
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.core.wsgi import get_wsgi_application
+from django.db import models
+from django.test.testcases import QuietWSGIRequestHandler
+from django_tenants.utils import schema_context
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from accounts.models import AuditEntry, User
+from catalog.models import Product, ProductUserObjectPermission
+from tests.catalog.support import AUDIT, PRODUCTS, admin_client, client_of, list_ids
+from tests.conftest import ACME, PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+    reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs them",
+)
+
+WAIT_SECONDS = 20
+
+
+# --- the database -----------------------------------------------------------------------------
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+
+    def url(self, host: str, path: str = "/") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+
+@pytest.fixture
+def server(committed: Callable[[str], None]) -> Iterator[Server]:
+    """A threaded WSGI server on a free loopback port, running the project's
+    WSGI application (tenant middleware included) behind Django's static files
+    handler, so that the admin's CSS and JavaScript load without collectstatic.
+    Each request thread opens its own connection to the test database and
+    closes it when the request is done; it sees only committed rows."""
+    httpd = ThreadedWSGIServer(("127.0.0.1", 0), QuietWSGIRequestHandler, allow_reuse_address=False)
+    httpd.set_app(StaticFilesHandler(get_wsgi_application()))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield Server(port=httpd.server_address[1])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+# --- committed data and its cleanup -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    admin: User
+    grantee: User
+    product: Product
+
+
+# Tables that the scene's requests add rows to (admin session, audit of the
+# grant and of its revoke when the product goes, JWTs issued to the API calls,
+# admin log): every row newer than the test's start is deleted afterwards.
+_GROWING: tuple[type[models.Model], ...] = (AuditEntry, OutstandingToken, LogEntry)
+
+
+def _max_pk(model: type[models.Model]) -> int:
+    top: int | None = model._default_manager.aggregate(top=models.Max("pk"))["top"]
+    return top or 0
+
+
+@pytest.fixture
+def scene(committed: Callable[[str], None]) -> Iterator[Scene]:
+    """In acme, committed: a product owned by the admin and a plain user."""
+    with schema_context(ACME.slug):
+        before = {model: _max_pk(model) for model in _GROWING}
+        sessions_before = set(Session.objects.values_list("session_key", flat=True))
+        admin = User.objects.get(email__iexact=ACME.admin_email)
+        admin_last_login = admin.last_login
+        grantee = User.objects.create_user(email="grantee.browser@acme.test", username="grantee_browser")
+        grantee.set_password(PASSWORD)
+        grantee.save(update_fields=["password"])
+        product = Product.objects.create(name="Browser-granted widget", price=Decimal("12.50"), owner=admin)
+    try:
+        yield Scene(admin=admin, grantee=grantee, product=product)
+    finally:
+        with schema_context(ACME.slug):
+            Product.objects.filter(pk=product.pk).delete()  # its grants cascade
+            BlacklistedToken.objects.filter(token__id__gt=before[OutstandingToken]).delete()
+            for model, top in before.items():
+                model._default_manager.filter(pk__gt=top).delete()
+            User.objects.filter(pk=grantee.pk).delete()
+            Session.objects.exclude(session_key__in=sessions_before).delete()
+            User.objects.filter(pk=admin.pk).update(last_login=admin_last_login)
+            assert not ProductUserObjectPermission.objects.filter(user_id=grantee.pk).exists()
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Headless Debian Chromium through Debian's ChromeDriver; Selenium Manager
+    is told to stay offline and is never needed (both paths are given)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    profile = tempfile.mkdtemp(prefix="chromium-admin-test-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1024",
+        f"--user-data-dir={profile}",
+        # *.localhost is loopback in Chromium anyway; pin it to the IPv4
+        # address the server listens on.
+        "--host-resolver-rules=MAP *.localhost 127.0.0.1",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(WAIT_SECONDS)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(driver: Any, name: str) -> Iterator[None]:
+    """On any failure inside the block: a screenshot and the page source in
+    /tmp, named in the output, before the error goes on."""
+    try:
+        yield
+    except BaseException:
+        path = Path(tempfile.gettempdir()) / f"admin-browser-{name}.png"
+        try:
+            driver.save_screenshot(str(path))
+            path.with_suffix(".html").write_text(driver.page_source)
+            print(f"screenshot: {path} (page source beside it); url: {driver.current_url}")
+        except Exception as exc:  # the browser may be gone
+            print(f"no screenshot: {exc!r}")
+        raise
+
+
+# --- the test ---------------------------------------------------------------------------------
+
+
+def _wait_for(driver: Any, css: str) -> None:
+    """Wait until the page shows ``css``, or is one of the project's JSON
+    error bodies (no HTML: Chromium shows it in a ``pre``), and fail on the
+    latter with what the server said."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, WAIT_SECONDS).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"{css}, body > pre")))
+    errors = driver.find_elements(By.CSS_SELECTOR, "body > pre")
+    assert not errors, f"{driver.current_url}: {errors[0].text[:500]}"
+    assert driver.find_elements(By.ID, "site-name"), f"not an admin page: {driver.current_url}"
+
+
+def _choose_permission(driver: Any, codename: str) -> None:
+    """Guardian's permission field is admin's FilteredSelectMultiple: with the
+    admin's JavaScript loaded it is two boxes (pick in the left one, "Choose"),
+    without it a plain multiple select."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    available = driver.find_elements(By.ID, "id_permissions_from")
+    if available:
+        Select(available[0]).select_by_value(codename)
+        driver.find_element(By.ID, "id_permissions_add").click()
+        chosen = Select(driver.find_element(By.ID, "id_permissions_to"))
+        assert codename in [option.get_attribute("value") for option in chosen.options]
+    else:
+        Select(driver.find_element(By.ID, "id_permissions")).select_by_value(codename)
+
+
+def test_tenant_admin_grants_object_permission_through_guardian_admin(
+    server: Server, scene: Scene, browser: Any
+) -> None:
+    with screenshot_on_failure(browser, "grant"):
+        _grant_through_admin(server, scene, browser)
+
+
+def _grant_through_admin(server: Server, scene: Scene, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    product, grantee = scene.product, scene.grantee
+    grantee_api = client_of(grantee.email)
+    assert product.pk not in list_ids(grantee_api)
+
+    # Log into acme's admin.
+    browser.get(server.url(ACME.host, "/admin/"))
+    _wait_for(browser, "#login-form")
+    browser.find_element(By.ID, "id_username").send_keys(ACME.admin_email)
+    browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    _wait_for(browser, "#user-tools")
+    assert browser.current_url == server.url(ACME.host, "/admin/")
+
+    # Users and groups are there too (and their pages work on the tenant host).
+    for path, css in (
+        ("/admin/accounts/user/", "#result_list"),
+        (f"/admin/accounts/user/{grantee.pk}/change/", "#user_form"),
+        ("/admin/auth/group/", "#changelist"),
+        ("/admin/auth/group/add/", "#group_form"),
+        ("/admin/catalog/product/", "#result_list"),
+    ):
+        browser.get(server.url(ACME.host, path))
+        _wait_for(browser, css)
+
+    # The product's change page, then guardian's "Object permissions".
+    browser.get(server.url(ACME.host, f"/admin/catalog/product/{product.pk}/change/"))
+    _wait_for(browser, "#product_form")
+    assert browser.find_element(By.ID, "id_name").get_attribute("value") == product.name
+    permissions_link = browser.find_element(By.CSS_SELECTOR, ".object-tools a.permissionslink")
+    assert permissions_link.text.casefold() == "object permissions"  # upper case by the admin's CSS
+    permissions_link.click()
+
+    # Guardian's user form: the user's identification (USERNAME_FIELD, email).
+    _wait_for(browser, "input[name=user]")
+    assert browser.current_url == server.url(ACME.host, f"/admin/catalog/product/{product.pk}/permissions/")
+    browser.find_element(By.CSS_SELECTOR, "input[name=user]").send_keys(grantee.email)
+    browser.find_element(By.CSS_SELECTOR, "input[name=submit_manage_user]").click()
+
+    # The user's permissions for this product: tick view_product, save.
+    _wait_for(browser, "select[name=permissions], #id_permissions_from")
+    assert browser.current_url == server.url(
+        ACME.host, f"/admin/catalog/product/{product.pk}/permissions/user-manage/{grantee.pk}/"
+    )
+    _choose_permission(browser, "view_product")
+    browser.find_element(By.ID, "submit").click()  # guardian's "Save"
+    _wait_for(browser, "ul.messagelist")
+    assert "Permissions saved." in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+
+    # The grant is real: the grantee's list shows the product (and may open it) ...
+    assert product.pk in list_ids(grantee_api)
+    assert grantee_api.get(f"{PRODUCTS}{product.pk}/").status_code == 200
+    with schema_context(ACME.slug):
+        granted = ProductUserObjectPermission.objects.filter(user_id=grantee.pk, content_object_id=product.pk)
+        assert sorted(granted.values_list("permission__codename", flat=True)) == ["view_product"]
+
+    # ... and the audit log names the admin as the one who granted it.
+    audit = admin_client().get(f"{AUDIT}?action=object.grant&subject_type=user&subject_id={grantee.pk}")
+    assert audit.status_code == 200, audit.content
+    entries = audit.json()["results"]
+    assert len(entries) == 1, entries
+    (entry,) = entries
+    assert entry["actor"] == {"id": scene.admin.pk, "email": scene.admin.email}
+    assert entry["subject"] == {"type": "user", "id": grantee.pk, "name": grantee.email}
+    assert entry["permission"] == "catalog.view_product"
+    assert entry["target"]["type"] == "catalog.product"
+    assert entry["target"]["id"] == product.pk
