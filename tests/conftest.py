@@ -71,7 +71,9 @@ def django_db_setup(
 
     verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
-        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
+        db_cfg = setup_databases(
+            verbosity=verbosity, interactive=False, aliases={"default": {}}, keepdb=django_db_keepdb
+        )
         assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
         connection.set_schema_to_public()
         template_ensure()
