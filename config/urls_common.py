@@ -20,7 +20,6 @@ jwt_urlpatterns: list[URLPattern | URLResolver] = [
 ]
 
 
-
 def common_urlpatterns(urlconf: str) -> list[URLPattern | URLResolver]:
     """Health and docs; the schema describes the urlconf of the host serving it."""
     return [
