@@ -21,9 +21,13 @@ from catalog.models import Product
 
 
 class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
-    """DjangoModelPermissionsOrAnonReadOnly where it fits: anonymous callers may
-    only read (they see published products), and POST needs ``add_product``.
-    Writes to one product are object-level decisions (ProductObjectPermissions)."""
+    """DjangoModelPermissionsOrAnonReadOnly where it fits: reads are open to
+    anonymous callers (the rule shows them published products only), and
+    creating needs the model permission ``add_product`` (directly, via a group,
+    or as superuser). Writes to one product are object-level decisions
+    (ProductObjectPermissions), so no model permission is required for them
+    here; IsAuthenticatedOrReadOnly, before this class, turns anonymous writes
+    away with a 401."""
 
     perms_map = {
         **permissions.DjangoModelPermissions.perms_map,
@@ -35,9 +39,7 @@ class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method == "POST" and getattr(view, "action", None) == "create":
             return policy.has_model_level(request.user, "add")
-        if not (request.user and request.user.is_authenticated):
-            return request.method in permissions.SAFE_METHODS
-        return True
+        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_authenticated)
 
 
 class ProductObjectPermissions(permissions.DjangoObjectPermissions):

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -49,7 +49,7 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
     """
 
     serializer_class = ProductSerializer
-    permission_classes = [ProductModelPermissions, ProductObjectPermissions]
+    permission_classes = [IsAuthenticatedOrReadOnly, ProductModelPermissions, ProductObjectPermissions]
     pagination_class = ProductPagination
     filter_backends = [filters.DjangoFilterBackend, SearchFilter, OrderingFilter]
     filterset_class = ProductFilter
