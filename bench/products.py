@@ -32,13 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
-import logging
 import math
-import os
-import re
-import secrets
-import signal
 import statistics
 import sys
 import time
@@ -48,19 +42,14 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
-import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from psycopg import sql  # noqa: E402
+from bench import _common as common  # noqa: E402
+from bench._common import ms, percentile  # noqa: E402
 
 RATIO_MAX = 1.5
 FULL_PRODUCTS, FULL_GRANTS = 100_000, 1_000_000  # the size the ratio target is set for
 LIST_QUERIES_MAX = 6
-DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG = "benchprod"
-PASSWORD = "Bench-" + secrets.token_urlsafe(12)
 MEASURED_EMAIL = f"grantee@{SLUG}.bench.test"
 ADMIN_EMAIL = f"admin@{SLUG}.bench.test"
 CODENAMES = ("view_product", "change_product", "delete_product", "can_publish_product")
@@ -82,9 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-explain", dest="explain", action="store_false", help="skip the EXPLAIN ANALYZE output")
     parser.add_argument("--no-check", action="store_true", help="always exit 0 when the run completes")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (for investigation)")
-    parser.add_argument(
-        "--db-name", default="tenantdesk_bench_products", help="throwaway database (dropped at the end)"
-    )
+    common.add_db_name_argument(parser, "tenantdesk_bench_products")
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -104,43 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     per_group = math.ceil((args.grants - user_grants) / (args.groups * len(CODENAMES)))
     if max(per_user, per_group) > args.products:
         parser.error("too many grants for the products: grants are unique per (holder, permission, product)")
-    if not DB_NAME_RE.match(args.db_name):
-        parser.error("--db-name must be a plain lowercase identifier")
+    common.check_db_name(parser, args)
     return args
-
-
-# --- throwaway database (as in bench/provision.py) -----------------------------------
-
-
-def _maintenance_conninfo(db: dict[str, Any]) -> dict[str, Any]:
-    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
-    if db.get("HOST"):
-        params["host"] = db["HOST"]
-    if db.get("PORT"):
-        params["port"] = str(db["PORT"])
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _admin_execute(db: dict[str, Any], *statements: sql.Composed | sql.SQL) -> None:
-    with psycopg.connect(**_maintenance_conninfo(db), autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def create_bench_database(db: dict[str, Any], name: str) -> None:
-    ident = sql.Identifier(name)
-    _admin_execute(
-        db,
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident),
-        sql.SQL("CREATE DATABASE {}").format(ident),
-    )
-
-
-def drop_bench_database(db: dict[str, Any], name: str) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    _admin_execute(db, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- data ----------------------------------------------------------------------------
@@ -175,11 +127,15 @@ def build_world(args: argparse.Namespace) -> World:
     from tenants.services import primary_domain_for, tenant_provision
 
     tenant = tenant_provision(
-        slug=SLUG, name="Bench products", admin_email=ADMIN_EMAIL, admin_password=PASSWORD, require_activation=False
+        slug=SLUG,
+        name="Bench products",
+        admin_email=ADMIN_EMAIL,
+        admin_password=common.PASSWORD,
+        require_activation=False,
     )
     connection.set_tenant(tenant)
     admin_id = User.objects.get(email=ADMIN_EMAIL).pk
-    measured = User.objects.create_user(email=MEASURED_EMAIL, username="grantee", password=PASSWORD)
+    measured = User.objects.create_user(email=MEASURED_EMAIL, username="grantee", password=common.PASSWORD)
 
     n_users, n_groups, n_products = args.users, args.groups, args.products
     n_user_grants = round(args.grants * USER_GRANT_SHARE)
@@ -338,7 +294,7 @@ class Caller:
 
         self.client = Client(HTTP_HOST=host)
         response = self.client.post(
-            "/api/auth/jwt/create/", {"email": email, "password": PASSWORD}, content_type="application/json"
+            "/api/auth/jwt/create/", {"email": email, "password": common.PASSWORD}, content_type="application/json"
         )
         if response.status_code != 200:
             raise RuntimeError(f"login of {email} failed: {response.status_code} {response.content[:200]!r}")
@@ -365,18 +321,6 @@ class Caller:
         return body
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
-
-
 def measure(callers: dict[str, Caller], path: str, samples: int, warmup: int) -> dict[str, Series]:
     for _ in range(warmup):
         for caller in callers.values():
@@ -400,26 +344,13 @@ def explain(statements: list[str]) -> None:
                 print("    " + line)
 
 
-def server_description() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        version = cursor.fetchone()[0]
-    db = settings.DATABASES["default"]
-    where = db.get("HOST") or "local socket"
-    if db.get("PORT"):
-        where += f":{db['PORT']}"
-    return f"PostgreSQL {version} at {where}, database {db['NAME']}"
-
-
-def run(args: argparse.Namespace) -> list[tuple[bool, str]]:
+def run(args: argparse.Namespace) -> common.Checks:
     from tenants.db import connection
 
     started = time.perf_counter()
     world = build_world(args)
     print(f"built the tenant in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    server = server_description()
+    server = common.server_description()
     callers = {
         "grants user": Caller(world.host, MEASURED_EMAIL),
         "superuser": Caller(world.host, ADMIN_EMAIL),
@@ -441,8 +372,7 @@ def run(args: argparse.Namespace) -> list[tuple[bool, str]]:
         f"{'caller':<12} | {'count':>7} | {'p50 ms':>7} | {'p90 ms':>7} | {'min ms':>7} | {'max ms':>7} | "
         f"{'db p50 ms':>9} | {'queries':>7}"
     )
-    print(header)
-    print("-" * len(header))
+    common.print_header(header)
     for s in results.values():
         queries = f"{min(s.queries)}" if min(s.queries) == max(s.queries) else f"{min(s.queries)}-{max(s.queries)}"
         print(
@@ -472,7 +402,7 @@ def run(args: argparse.Namespace) -> list[tuple[bool, str]]:
         count = results[label].count or 0
         last = max(1, math.ceil(count / 50))
         parts = []
-        for page in dict.fromkeys((2, last)):
+        for page in dict.fromkeys(p for p in (2, last) if p <= last):
             s = measure({label: caller}, f"/api/products/?page={page}", 5, 1)[label]
             parts.append(f"page {page}: {ms(statistics.median(s.seconds))} ms / {max(s.queries)} q")
         print(f"  {label:<12} " + "; ".join(parts))
@@ -485,7 +415,7 @@ def run(args: argparse.Namespace) -> list[tuple[bool, str]]:
             print(f"EXPLAIN ANALYZE of the list statements for the {label}:")
             explain(statements)
 
-    checks: list[tuple[bool, str]] = []
+    checks: common.Checks = []
     notes: list[str] = []
     ratio_text = f"p50(grants user) / p50(superuser): {ratio:.2f} <= {RATIO_MAX}"
     if args.products >= FULL_PRODUCTS and args.grants >= FULL_GRANTS:
@@ -501,57 +431,16 @@ def run(args: argparse.Namespace) -> list[tuple[bool, str]]:
     print()
     for note in notes:
         print(note)
-    for ok, text in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    common.print_checks(checks)
     return checks
 
 
 # --- main ----------------------------------------------------------------------------
 
 
-def _raise_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
-
-    # Reading settings starts the embedded PostgreSQL when DATABASE_URL is unset;
-    # no Django connection exists yet, so redirecting "default" here is safe.
-    db = settings.DATABASES["default"]
-    if args.db_name == db["NAME"]:
-        print(f"refusing: --db-name {args.db_name!r} is the configured database", file=sys.stderr)
-        return 2
-    db["NAME"] = args.db_name
-    db["CONN_MAX_AGE"] = None  # one connection for the whole run
-    db["CONN_HEALTH_CHECKS"] = False
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    assert connection.connection is None, "a connection opened before the database was redirected"
-    logging.getLogger("tenants.services").setLevel(logging.WARNING)
-
-    create_bench_database(db, args.db_name)
-    try:
-        started = time.perf_counter()
-        call_command("bootstrap", verbosity=0, stdout=io.StringIO())
-        print(f"bootstrapped {args.db_name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        checks = run(args)
-    finally:
-        if args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            print(f"kept {args.db_name} (drop it yourself)", file=sys.stderr)
-        else:
-            drop_bench_database(db, args.db_name)
-            print(f"dropped {args.db_name}", file=sys.stderr)
-    if args.no_check or all(ok for ok, _ in checks):
-        return 0
-    return 1
+    return common.run_in_throwaway_database(args, lambda: run(args), keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
-import logging
-import math
-import os
-import re
-import secrets
-import signal
 import statistics
 import sys
 import time
@@ -45,18 +38,13 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
-import psycopg  # noqa: E402
-from django.conf import settings  # noqa: E402
-from psycopg import sql  # noqa: E402
+from bench import _common as common  # noqa: E402
+from bench._common import ms, percentile  # noqa: E402
 
 CLONE_P50_MAX_MS = 300.0
 MIGRATE_OVER_CLONE_MIN = 5.0
 GROWTH_MAX = 1.25
-
-DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -75,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-settle", dest="settle", action="store_false", help="skip VACUUM ANALYZE + CHECKPOINT before each size"
     )
     parser.add_argument("--no-check", action="store_true", help="always exit 0 when the run completes")
-    parser.add_argument("--db-name", default="tenantdesk_bench", help="throwaway database (dropped at the end)")
+    common.add_db_name_argument(parser, "tenantdesk_bench")
     args = parser.parse_args(argv)
     quick = args.quick
     if args.clone_samples is None:
@@ -89,43 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if len(args.sizes) < 1 or any(s < 0 for s in args.sizes):
         parser.error("--sizes must be non-negative")
     args.sizes = sorted(set(args.sizes))
-    if not DB_NAME_RE.match(args.db_name):
-        parser.error("--db-name must be a plain lowercase identifier")
+    common.check_db_name(parser, args)
     return args
-
-
-# --- throwaway database --------------------------------------------------------------
-
-
-def _maintenance_conninfo(db: dict) -> dict:
-    params = {"dbname": "postgres", "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
-    if db.get("HOST"):
-        params["host"] = db["HOST"]
-    if db.get("PORT"):
-        params["port"] = str(db["PORT"])
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _admin_execute(db: dict, *statements: sql.Composed | sql.SQL) -> None:
-    with psycopg.connect(**_maintenance_conninfo(db), autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def create_bench_database(db: dict, name: str) -> None:
-    ident = sql.Identifier(name)
-    _admin_execute(
-        db,
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident),
-        sql.SQL("CREATE DATABASE {}").format(ident),
-    )
-
-
-def drop_bench_database(db: dict, name: str) -> None:
-    from django.db import connections
-
-    connections.close_all()
-    _admin_execute(db, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # --- measurement ---------------------------------------------------------------------
@@ -146,9 +99,6 @@ class SizeResult:
     seconds: float
 
 
-PASSWORD = "Bench-" + secrets.token_urlsafe(12)
-
-
 def provision_once(slug: str, method: str) -> tuple[float, float, float]:
     """Provision one tenant, purge it, return (call - hash, service provision, hash) in seconds."""
     from tenants.services import ProvisionTimings, tenant_provision, tenant_purge
@@ -160,7 +110,7 @@ def provision_once(slug: str, method: str) -> tuple[float, float, float]:
         slug=slug,
         name=f"Bench {slug}",
         admin_email=f"admin@{slug}.bench.test",
-        admin_password=PASSWORD,
+        admin_password=common.PASSWORD,
         method=method,  # type: ignore[arg-type]
         timings=timings,
     )
@@ -194,7 +144,7 @@ def grow_to(size: int) -> None:
         for i in range(current, size):
             slug = f"fill-{i:04d}"
             tenant_provision(
-                slug=slug, name=f"Filler {i}", admin_email=f"admin@{slug}.bench.test", admin_password=PASSWORD
+                slug=slug, name=f"Filler {i}", admin_email=f"admin@{slug}.bench.test", admin_password=common.PASSWORD
             )
     if existing_tenants() != size:
         raise RuntimeError(f"expected {size} existing tenants, found {existing_tenants()} (shrinking is unsupported)")
@@ -239,32 +189,7 @@ def measure_size(size: int, args: argparse.Namespace, progress: bool) -> SizeRes
 # --- report --------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
-
-
-def server_description() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        version = cursor.fetchone()[0]
-    db = settings.DATABASES["default"]
-    where = db.get("HOST") or "local socket"
-    if db.get("PORT"):
-        where += f":{db['PORT']}"
-    return f"PostgreSQL {version} at {where}, database {db['NAME']}"
-
-
-def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> list[tuple[bool, str]]:
+def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> common.Checks:
     print()
     print(f"Provisioning benchmark: {server}")
     print(
@@ -277,9 +202,8 @@ def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> 
         f"{'existing':>8} | {'clone p50':>9} | {'clone p90':>9} | {'migrate p50':>11} | {'migrate p90':>11} | "
         f"{'migrate/clone':>13} | {'hash p50':>8} | {'svc clone p50':>13} | {'svc migrate p50':>15}"
     )
-    print(header)
-    print("-" * len(header))
-    checks: list[tuple[bool, str]] = []
+    common.print_header(header)
+    checks: common.Checks = []
     clone_p50: dict[int, float] = {}
     for r in results:
         c50, c90 = statistics.median(r.clone.provision), percentile(r.clone.provision, 0.9)
@@ -321,48 +245,19 @@ def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> 
         )
         checks.append((growth <= GROWTH_MAX, f"clone p50({large}) / p50({small}): {growth:.2f} <= {GROWTH_MAX}"))
     print()
-    for ok, text in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    common.print_checks(checks)
     return checks
 
 
 # --- main ----------------------------------------------------------------------------
 
 
-def _raise_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    # Reading settings starts the embedded PostgreSQL when DATABASE_URL is unset;
-    # no Django connection exists yet, so redirecting "default" here is safe.
-    db = settings.DATABASES["default"]
-    configured = db["NAME"]
-    if args.db_name == configured:
-        print(f"refusing: --db-name {args.db_name!r} is the configured database", file=sys.stderr)
-        return 2
-    db["NAME"] = args.db_name
-    db["CONN_MAX_AGE"] = None  # one connection for the whole run
-    db["CONN_HEALTH_CHECKS"] = False
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    assert connection.connection is None, "a connection opened before the database was redirected"
-    # One INFO line per provision would drown the table.
-    logging.getLogger("tenants.services").setLevel(logging.WARNING)
-
-    progress = sys.stderr.isatty()
-    create_bench_database(db, args.db_name)
-    try:
-        started = time.perf_counter()
-        call_command("bootstrap", verbosity=0, stdout=io.StringIO())
-        print(f"bootstrapped {args.db_name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        server = server_description()
+    def run() -> common.Checks:
+        progress = sys.stderr.isatty()
+        server = common.server_description()
         results = []
         for size in args.sizes:
             started = time.perf_counter()
@@ -372,13 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             results.append(result)
-        checks = report(results, args, server)
-    finally:
-        drop_bench_database(db, args.db_name)
-        print(f"dropped {args.db_name}", file=sys.stderr)
-    if args.no_check or all(ok for ok, _ in checks):
-        return 0
-    return 1
+        return report(results, args, server)
+
+    return common.run_in_throwaway_database(args, run)
 
 
 if __name__ == "__main__":
