@@ -17,7 +17,7 @@ from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.utils.crypto import constant_time_compare
 from django.utils.http import base36_to_int
 
-from tenants.db import connection
+from tenants.db import connection, current_tenant_id
 
 
 class _TenantTokenGenerator(PasswordResetTokenGenerator):
@@ -27,7 +27,8 @@ class _TenantTokenGenerator(PasswordResetTokenGenerator):
         raise NotImplementedError
 
     def _make_hash_value(self, user: Any, timestamp: int) -> str:
-        return f"{connection.schema_name}|{user.pk}|{timestamp}|{self._state(user)}"
+        tenant = f"{connection.schema_name}:{current_tenant_id()}"  # schema names can be reused, row ids cannot
+        return f"{tenant}|{user.pk}|{timestamp}|{self._state(user)}"
 
     def check_token(self, user: Any, token: Any) -> bool:
         if not (user and isinstance(token, str) and token):

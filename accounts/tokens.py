@@ -16,9 +16,12 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedToken
 
-from tenants.db import connection
+from tenants.db import connection, current_tenant_id
 
 TENANT_CLAIM = "tenant"
+# The tenant's row id (0 for the public schema): schema names can be reused
+# after a purge, row ids cannot (tenants.db.current_tenant_id).
+TENANT_ID_CLAIM = "tid"
 # The user's token_epoch when the token was issued; a token whose value is
 # not the user's current one has been revoked (accounts.models.User.save).
 EPOCH_CLAIM = "ver"
@@ -31,6 +34,7 @@ class TenantBoundMixin:
         super().__init__(token, verify)  # type: ignore[call-arg]
         if token is None:
             self.payload[TENANT_CLAIM] = connection.schema_name
+            self.payload[TENANT_ID_CLAIM] = current_tenant_id()
 
     @classmethod
     def for_user(cls, user: Any) -> Any:
@@ -41,6 +45,9 @@ class TenantBoundMixin:
     def verify(self) -> None:
         claim = self.payload.get(TENANT_CLAIM)
         if not isinstance(claim, str) or not hmac.compare_digest(claim.encode(), connection.schema_name.encode()):
+            raise TokenError(_("Token was not issued for this host."))
+        tid = self.payload.get(TENANT_ID_CLAIM)
+        if not isinstance(tid, int) or isinstance(tid, bool) or tid != current_tenant_id():
             raise TokenError(_("Token was not issued for this host."))
         super().verify()  # type: ignore[misc]
 

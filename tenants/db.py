@@ -23,3 +23,24 @@ class TenantConnection(Protocol):
 
 
 connection = cast(TenantConnection, _connection)
+
+
+def current_tenant_id() -> int:
+    """The current tenant's row id; 0 on the public schema.
+
+    A purged tenant's slug (and so its schema name) may be provisioned again,
+    for someone else, with user ids starting over at 1. Row ids are never
+    reused, so credentials are bound to this as well as to the schema name.
+    """
+    from django_tenants.utils import get_public_schema_name
+
+    if connection.schema_name == get_public_schema_name():
+        return 0
+    pk = getattr(connection.tenant, "pk", None)
+    if isinstance(pk, int):
+        return pk
+    # A bare schema switch (schema_context) carries no row: look it up.
+    from tenants.models import Tenant
+
+    found = Tenant.objects.filter(schema_name=connection.schema_name).values_list("pk", flat=True).first()
+    return found if found is not None else -1

@@ -362,9 +362,13 @@ def tenant_purge(*, tenant: Tenant, confirm: str) -> None:
 def _drop_tenant(tenant: Tenant) -> None:
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # Inside a larger transaction, deferred foreign-key checks may still
+            # be pending on the tenant's tables; DROP refuses them. Run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)).as_string()
             )
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # back to Django's foreign keys' own timing
         Tenant.objects.filter(pk=tenant.pk).delete()  # domains cascade; cache signals fire
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from accounts.models import User
+from tenants.models import Tenant
 from tests.accounts.helpers import assert_json_error
 from tests.conftest import ACME, BASE, GLOBEX, OPERATOR_EMAIL, PASSWORD, authed, client_for, jwt_login
 
@@ -105,9 +106,22 @@ def craft(
     }
     if "ver" not in extra:
         payload["ver"] = _current_epoch(extra.get("tenant"), user_id)
+    if "tid" not in extra:
+        payload["tid"] = _tenant_id(extra.get("tenant"))
     for name in drop:
         payload.pop(name, None)
     return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def _tenant_id(schema: Any) -> int:
+    """The row id a token for ``schema`` carries (0 for public), so a crafted
+    token differs from a real one only where a test says it does."""
+    if schema == "public":
+        return 0
+    if schema not in ("acme", "globex"):
+        return -2
+    with schema_context("public"):
+        return Tenant.objects.get(schema_name=schema).pk
 
 
 def _current_epoch(schema: Any, user_id: Any) -> int:
@@ -561,3 +575,25 @@ def test_login_email_is_case_insensitive_but_still_host_bound() -> None:
 def test_unknown_host_is_404_json_even_with_a_valid_token(acme_pair: dict[str, str]) -> None:
     response = authed(f"nope.{BASE}", acme_pair["access"]).get(ME)
     assert_json_error(response, 404)
+
+
+def test_tokens_of_a_purged_tenant_die_with_it_even_if_the_slug_comes_back(db: None) -> None:
+    """Purge frees the slug; the next tenant with that slug has the same schema
+    name and user ids from 1 again. Tokens bind to the tenant row too, which is
+    never reused, so the old ones are refused."""
+    from tenants.services import tenant_provision, tenant_purge
+
+    host = "reborn.localhost"
+    tenant_provision(slug="reborn", name="Old", admin_email="boss@reborn.test", admin_password=PASSWORD)
+    old = jwt_login(host, "boss@reborn.test")
+    assert me(host, old["access"]).status_code == 200
+
+    with schema_context("public"):
+        tenant_purge(tenant=Tenant.objects.get(slug="reborn"), confirm="reborn")
+        tenant_provision(slug="reborn", name="New owner", admin_email="boss@reborn.test", admin_password=PASSWORD)
+    assert claims(jwt_login(host, "boss@reborn.test")["access"])["user_id"] == claims(old["access"])["user_id"]
+
+    assert_401(me(host, old["access"]))
+    assert_401(refresh(host, old["refresh"]))
+    fresh = jwt_login(host, "boss@reborn.test")
+    assert me(host, fresh["access"]).status_code == 200
