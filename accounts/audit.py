@@ -102,6 +102,8 @@ def _group_saved(sender: Any, instance: Group, created: bool, **kwargs: Any) -> 
 
 @receiver(post_delete, sender=Group)
 def _group_deleted(sender: Any, instance: Group, **kwargs: Any) -> None:
+    if not signals_active():
+        return
     record([{"action": Action.GROUP_DELETE, **subject(instance)}])
 
 

@@ -51,10 +51,13 @@ def links_base(request: Any) -> tuple[str, str, str]:
     else:
         domain = tenant.domains.filter(is_primary=True).values_list("domain", flat=True).first() or ""
         name = tenant.name
-    port = request.get_port()
-    default_port = "443" if request.is_secure() else "80"
+    # Behind a proxy the request's own scheme and port are the app server's:
+    # PUBLIC_SCHEME / PUBLIC_PORT say what users type. Unset, the request's.
+    scheme = settings.PUBLIC_SCHEME or request.scheme
+    port = str(settings.PUBLIC_PORT or request.get_port())
+    default_port = "443" if scheme == "https" else "80"
     host = domain if port in ("", default_port) else f"{domain}:{port}"
-    return request.scheme, host, name
+    return scheme, host, name
 
 
 def build(request: Any, kind: str, user: Any, *, base: tuple[str, str, str] | None = None, **extra: Any) -> Email:

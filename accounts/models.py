@@ -102,6 +102,18 @@ class User(AbstractUser):
         super().save(*args, **kwargs)
         self._loaded_is_active = self.is_active
 
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        """Sessions (the Django admin) die with "log out everywhere" and
+        deactivation too, not only with a password change."""
+        from django.utils.crypto import salted_hmac
+
+        return salted_hmac(
+            "accounts.User.get_session_auth_hash",
+            f"{self.password}|{self.token_epoch}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
     def revoke_tokens(self) -> None:
         """Invalidate every access and refresh token issued so far."""
         type(self)._default_manager.filter(pk=self.pk).update(token_epoch=models.F("token_epoch") + 1)

@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import AuditEntry, Profile, User
 from config.errors import NotFound
+from config.ids import parse_id
 
 
 def permissions_with_types() -> QuerySet[Permission]:
@@ -27,7 +28,8 @@ def assignable_permissions() -> QuerySet[Permission]:
 
 
 def user_get(*, pk: Any) -> User:
-    user = User.objects.filter(pk=pk).first() if str(pk).isdigit() and int(pk) < 2**63 else None
+    number = parse_id(str(pk))
+    user = User.objects.filter(pk=number).first() if number is not None else None
     if user is None:
         raise NotFound("No such user.")
     return user

@@ -251,6 +251,15 @@ class GroupSerializer(serializers.ModelSerializer[Group]):
         model = Group
         fields = ["id", "name", "permissions", "users"]
 
+    def get_fields(self) -> dict[str, Any]:
+        """Members are for admins: other users would learn user ids (and so
+        probe users/{id}/) from them."""
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and not (request.user and request.user.is_staff):
+            fields.pop("users")
+        return fields
+
 
 class PermissionSerializer(serializers.ModelSerializer[Permission]):
     codename = serializers.SerializerMethodField()

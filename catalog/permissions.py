@@ -29,13 +29,6 @@ class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
     here; IsAuthenticatedOrReadOnly, before this class, turns anonymous writes
     away with a 401."""
 
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "PUT": [],
-        "PATCH": [],
-        "DELETE": [],
-    }
-
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method == "POST" and getattr(view, "action", None) == "create":
             return policy.has_model_level(request.user, "add")

@@ -182,6 +182,22 @@ def model_grants(user: User) -> ModelGrants:
     return result
 
 
+def is_tenant_admin(user: User) -> bool:
+    """Staff of this tenant (IsAdminUser): manage any product's grants and ask
+    about anyone's access, whatever they may do with products themselves."""
+    return _authenticated(user) and bool(user.is_staff or user.is_superuser)
+
+
+def may_grant(user: User, product: Product, codenames: list[str]) -> bool:
+    """Tenant admins grant anything; the owner only what it holds on the
+    product itself (ownership gives view/change/delete, not publish)."""
+    if is_tenant_admin(user):
+        return True
+    if not (_authenticated(user) and product.owner_id == user.pk):
+        return False
+    return all(can(user, ACTION_BY_CODENAME[codename], product) for codename in codenames)
+
+
 def has_model_level(user: User, action: str) -> bool:
     """Superuser or model permission: the action is allowed on every product."""
     if not _authenticated(user):

@@ -106,6 +106,9 @@ def grants_change(
     perm_ids = [p.pk for p in perms.values()]
     changed = 0
     with transaction.atomic():
+        # Serialise grant changes per product: what is read as held below is
+        # then what the writes change, so the audit log records each change once.
+        list(Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk").values_list("pk"))
         model: Any
         for model, holder_field, holders in (
             (ProductUserObjectPermission, "user", users),

@@ -23,6 +23,8 @@ from catalog import policy, selectors, services
 from catalog.models import Product
 from catalog.permissions import CanPublishProduct, IsOwner, ProductModelPermissions, ProductObjectPermissions
 from catalog.serializers import BulkGrantSerializer, GrantSerializer, ProductSerializer
+from config.errors import ApplicationError
+from config.ids import parse_id
 
 
 class ProductPagination(PageNumberPagination):
@@ -62,12 +64,12 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
         return policy.visible(self.request.user, "view", Product.objects.order_by("id"))
 
     def get_object(self) -> Product:
-        pk = self.kwargs["pk"]
-        if not str(pk).isdigit() or int(pk) >= 2**63:
+        pk = parse_id(self.kwargs["pk"])
+        if pk is None:
             raise Http404
         needed = self.required_action or policy.METHOD_ACTIONS.get(self.request.method or "", "view")
         actions = tuple(dict.fromkeys(("view", needed)))
-        product = policy.product_with_access(self.request.user, int(pk), actions)
+        product = policy.product_with_access(self.request.user, pk, actions)
         if product is None or not product.can_view:  # type: ignore[attr-defined]
             raise Http404
         self.check_object_permissions(self.request, product)
@@ -98,18 +100,26 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
 
     # --- grants ----------------------------------------------------------------------
 
+    def _admin_or_visible(self) -> Product:
+        """Tenant admins reach any product here (grants, explain); others only
+        products they can see (else 404)."""
+        if not policy.is_tenant_admin(self.request.user):
+            return self.get_object()
+        pk = parse_id(self.kwargs["pk"])
+        product = Product.objects.filter(pk=pk).first() if pk is not None else None
+        if product is None:
+            raise Http404
+        return product
+
     def _manageable(self, codenames: list[str] | None = None) -> Product:
         """Tenant admins manage any product's grants; the owner its own, and
-        only with permissions it holds on that product itself."""
-        product = self.get_object()
-        user = self.request.user
-        if user.is_staff:
-            return product
-        if not IsOwner().has_object_permission(self.request, self, product):
-            raise PermissionDenied("Only a tenant admin or the product's owner may manage its permissions.")
-        for codename in codenames or ():
-            if not policy.can(user, policy.ACTION_BY_CODENAME[codename], product):
-                raise PermissionDenied(f"You cannot grant '{codename}': you do not hold it on this product.")
+        only with permissions it holds on that product itself (policy.may_grant)."""
+        product = self._admin_or_visible()
+        if not policy.is_tenant_admin(self.request.user):
+            if not IsOwner().has_object_permission(self.request, self, product):
+                raise PermissionDenied("Only a tenant admin or the product's owner may manage its permissions.")
+            if codenames and not policy.may_grant(self.request.user, product, codenames):
+                raise PermissionDenied("You can only grant permissions you hold on this product yourself.")
         return product
 
     @extend_schema(request=GrantSerializer, responses={200: None})
@@ -145,8 +155,6 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
         products = list(Product.objects.filter(pk__in=wanted))
         missing = sorted(set(wanted) - {p.pk for p in products})
         if missing:
-            from config.errors import ApplicationError
-
             raise ApplicationError(f"No such products: {', '.join(map(str, missing))}.", field="products")
         result = services.grants_change(
             grant=data.validated_data["action"] == "grant",
@@ -162,16 +170,15 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
     @extend_schema(parameters=[OpenApiParameter("user", int, description="Whose access (default: yours).")])
     @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated], required_action="view")
     def access(self, request: Request, pk: str) -> Response:
-        product = self.get_object()
+        product = self._admin_or_visible()
         raw = request.query_params.get("user")
         target: Any = request.user
         if raw is not None and raw != str(request.user.pk):
-            if not request.user.is_staff:
+            if not policy.is_tenant_admin(request.user):
                 raise PermissionDenied("Only tenant admins may ask about other users.")
-            target = User.objects.filter(pk=int(raw)).first() if raw.isdigit() and int(raw) < 2**63 else None
+            number = parse_id(raw)
+            target = User.objects.filter(pk=number).first() if number is not None else None
             if target is None:
-                from config.errors import ApplicationError
-
                 raise ApplicationError("No such user.", field="user")
         return Response(
             {"product": product.pk, "user": target.pk, "actions": policy.explain(target, product)},

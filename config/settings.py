@@ -258,7 +258,10 @@ DJOSER = {
         "username_reset": ["rest_framework.permissions.IsAuthenticated"],
     },
 }
-# Emailed links: paths on the tenant's primary domain (a front end serves them).
+# Emailed links: paths on the tenant's primary domain (a front end serves them),
+# with the scheme and port users reach it on (unset: those of the request).
+PUBLIC_SCHEME = env.str("PUBLIC_SCHEME", default="")
+PUBLIC_PORT = env.str("PUBLIC_PORT", default="")
 ACCOUNT_ACTIVATION_URL = env.str("ACCOUNT_ACTIVATION_URL", default="activate/{uid}/{token}")
 ACCOUNT_PASSWORD_RESET_URL = env.str("ACCOUNT_PASSWORD_RESET_URL", default="password/reset/confirm/{uid}/{token}")
 ACCOUNT_EMAIL_RESET_URL = env.str("ACCOUNT_EMAIL_RESET_URL", default="email/reset/confirm/{uid}/{token}")

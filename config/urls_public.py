@@ -2,11 +2,13 @@
 
 from django.urls import URLPattern, URLResolver, include, path
 
+from accounts.views import LogoutEverywhereView
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *common_urlpatterns(__name__),
     path("api/auth/", include(jwt_urlpatterns)),
+    path("api/auth/jwt/logout_all/", LogoutEverywhereView.as_view(), name="jwt-logout-all"),
     path("api/platform/", include("tenants.urls")),
 ]
 
