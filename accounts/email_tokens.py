@@ -58,8 +58,9 @@ class ActivationTokenGenerator(_TenantTokenGenerator):
 
 
 class ResetPasswordTokenGenerator(_TenantTokenGenerator):
-    """Valid until the password, the email or is_active changes, a login, or a
-    revocation (token_epoch: deactivation, "log out everywhere")."""
+    """Valid until the password, the email or is_active changes, a session
+    login (last_login; JWT logins leave it alone), or a revocation
+    (token_epoch: deactivation, "log out everywhere")."""
 
     key_salt = "accounts.password_reset"
     timeout_setting = "PASSWORD_RESET_TIMEOUT"
