@@ -122,8 +122,9 @@ class User(AbstractUser):
     def validate_unique(self, exclude: Any = None) -> None:
         super().validate_unique(exclude)
         if self.email and (exclude is None or "email" not in exclude):
-            clash = type(self)._default_manager.filter(email__iexact=self.email).exclude(pk=self.pk)
-            if clash.exists():
+            from accounts.selectors import email_taken
+
+            if email_taken(self.email, exclude_pk=self.pk):
                 from django.core.exceptions import ValidationError
 
                 raise ValidationError({"email": "A user with that email already exists."}, code="unique")

@@ -27,6 +27,12 @@ def assignable_permissions() -> QuerySet[Permission]:
     )
 
 
+def email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
+    """Emails are unique per schema whatever their case (a functional index)."""
+    clash = User.objects.filter(email__iexact=email)
+    return (clash.exclude(pk=exclude_pk) if exclude_pk is not None else clash).exists()
+
+
 def user_get(*, pk: Any) -> User:
     number = parse_id(str(pk))
     user = User.objects.filter(pk=number).first() if number is not None else None

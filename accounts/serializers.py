@@ -18,7 +18,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEntry, Customer, Profile, User
-from accounts.selectors import assignable_permissions
+from accounts.selectors import assignable_permissions, email_taken
 
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
@@ -29,10 +29,7 @@ def _normalized_email(value: str) -> str:
 
 def _email_available(value: str, *, instance: User | None = None) -> str:
     email = _normalized_email(value)
-    clash = User.objects.filter(email__iexact=email)
-    if instance is not None:
-        clash = clash.exclude(pk=instance.pk)
-    if clash.exists():
+    if email_taken(email, exclude_pk=instance.pk if instance is not None else None):
         raise serializers.ValidationError("A user with that email already exists.", code="unique")
     return email
 

@@ -12,13 +12,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts import emails
 from accounts.models import Customer, Profile, User
+from accounts.selectors import email_taken
 from config.errors import ApplicationError, Conflict
-
-
-def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
-    clash = User.objects.filter(email__iexact=email)
-    return (clash.exclude(pk=exclude_pk) if exclude_pk is not None else clash).exists()
-
 
 # --- registration and activation ---------------------------------------------------------
 
@@ -49,7 +44,7 @@ def user_register(
             )
     except IntegrityError:
         # Lost a race with a registration of the same email or username.
-        field = "email" if _email_taken(email) else "username"
+        field = "email" if email_taken(email) else "username"
         raise Conflict(f"A user with that {field} already exists.", field=field) from None
     if needs_activation:
         emails.send_after_commit(emails.build(request, "activation", user))
@@ -105,7 +100,7 @@ def user_reset_password(*, request: Any, user: User, new_password: str) -> None:
 
 def _change_email(*, request: Any, user: User, new_email: str) -> None:
     new_email = User.objects.normalize_email(new_email)
-    if _email_taken(new_email, exclude_pk=user.pk):
+    if email_taken(new_email, exclude_pk=user.pk):
         raise ApplicationError("A user with that email already exists.", field="new_email")
     old_email = user.email
     user.email = new_email
