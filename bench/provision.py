@@ -8,11 +8,13 @@ database, points Django at it before any connection opens, bootstraps it
 (public schema + tenant template), measures, and drops it at the end, also on
 error or interruption.
 
-At each size (10 and 200 existing tenants, the fillers created by clone) it
-provisions N tenants by clone and M by migrations, interleaved (spread evenly
-over the run, so with N == M it is clone, migrate, clone, migrate...), and
-purges each measured tenant right after measuring it, so the number of
-existing tenants stays constant.
+Each size (10 and 200 existing tenants, the fillers created by clone) has its
+own database, all alive at once. It provisions N tenants by clone and M by
+migrations, the methods spread evenly over the run (clone, migrate, clone...
+when N == M) and every sample taken at every size in turn, so the noise of this
+shared machine hits both methods and both sizes alike. Each measured tenant is
+purged right after measuring it, so the number of existing tenants stays
+constant.
 
 The measured time of one provision is the wall-clock (``time.perf_counter``)
 of the ``tenant_provision`` call minus the admin's password hash (which the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import statistics
 import sys
 import time
@@ -164,26 +167,73 @@ def settle() -> None:
             print("CHECKPOINT not permitted; measuring without it", file=sys.stderr)
 
 
-def measure_size(size: int, args: argparse.Namespace, progress: bool) -> SizeResult:
-    grow_to(size)
-    if args.settle:
-        settle()
-    for i in range(args.warmup):
-        for method in ("clone", "migrate"):
-            provision_once(f"warm-{method[0]}-{size}-{i}", method)
-    clone, migrate = Samples(), Samples()
-    started = time.perf_counter()
+class Worlds:
+    """One database per size, all alive at once, so that samples at every size
+    can be interleaved and the machine's noise (this machine is shared) hits
+    every size alike. The first size lives in the run's own database."""
+
+    def __init__(self, sizes: list[int], primary: str) -> None:
+        from django.db import connection
+
+        self.settings = connection.settings_dict
+        self.names = {size: primary if i == 0 else f"{primary}_{size}" for i, size in enumerate(sizes)}
+
+    def use(self, size: int) -> None:
+        """Point the default connection at ``size``'s database, connected (outside any timing)."""
+        from django.db import connection
+
+        if self.settings["NAME"] != self.names[size]:
+            connection.close()
+            self.settings["NAME"] = self.names[size]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def create_extra(self) -> None:
+        from django.core.management import call_command
+
+        for size, name in self.names.items():
+            if name == self.settings["NAME"]:
+                continue
+            common.create_bench_database(self.settings, name)
+            self.use(size)
+            call_command("bootstrap", verbosity=0, stdout=io.StringIO())
+
+    def drop_extra(self, primary: str) -> None:
+        from django.db import connection
+
+        connection.close()
+        for name in self.names.values():
+            if name != primary:
+                common.drop_bench_database(self.settings, name)
+        self.settings["NAME"] = primary
+
+
+def measure(args: argparse.Namespace, worlds: Worlds, progress: bool) -> list[SizeResult]:
+    for size in args.sizes:
+        worlds.use(size)
+        grow_to(size)
+        if args.settle:
+            settle()
+        for i in range(args.warmup):
+            for method in ("clone", "migrate"):
+                provision_once(f"warm-{method[0]}-{size}-{i}", method)
+    results = {size: SizeResult(size=size, clone=Samples(), migrate=Samples(), seconds=0.0) for size in args.sizes}
     for i, method in enumerate(schedule(args.clone_samples, args.migrate_samples)):
-        call, service, hashed = provision_once(f"m-{method[0]}-{size}-{i}", method)
-        target = clone if method == "clone" else migrate
-        target.provision.append(call)
-        target.service.append(service)
-        target.password_hash.append(hashed)
-        if progress:
-            print(f"  {size:>4} tenants  {method:<7} {call * 1000:8.1f} ms", file=sys.stderr)
-        if existing_tenants() != size:
-            raise RuntimeError("the number of existing tenants changed during measurement")
-    return SizeResult(size=size, clone=clone, migrate=migrate, seconds=time.perf_counter() - started)
+        for size in args.sizes:  # every size in turn, for every sample
+            worlds.use(size)
+            started = time.perf_counter()
+            call, service, hashed = provision_once(f"m-{method[0]}-{size}-{i}", method)
+            result = results[size]
+            result.seconds += time.perf_counter() - started
+            target = result.clone if method == "clone" else result.migrate
+            target.provision.append(call)
+            target.service.append(service)
+            target.password_hash.append(hashed)
+            if progress:
+                print(f"  {size:>4} tenants  {method:<7} {call * 1000:8.1f} ms", file=sys.stderr)
+            if existing_tenants() != size:
+                raise RuntimeError("the number of existing tenants changed during measurement")
+    return [results[size] for size in args.sizes]
 
 
 # --- report --------------------------------------------------------------------------
@@ -193,8 +243,8 @@ def report(results: list[SizeResult], args: argparse.Namespace, server: str) -> 
     print()
     print(f"Provisioning benchmark: {server}")
     print(
-        f"samples per size: clone {args.clone_samples}, migrate {args.migrate_samples} (interleaved), "
-        f"warm-up {args.warmup} of each; each measured tenant purged after measuring"
+        f"samples per size: clone {args.clone_samples}, migrate {args.migrate_samples}; one database per size, "
+        f"sizes and methods interleaved; warm-up {args.warmup} of each; each measured tenant purged after measuring"
     )
     print("times: wall-clock of the tenant_provision call minus the admin password hash (ms)")
     print()
@@ -258,15 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> common.Checks:
         progress = sys.stderr.isatty()
         server = common.server_description()
-        results = []
-        for size in args.sizes:
+        worlds = Worlds(args.sizes, args.db_name)
+        try:
+            worlds.create_extra()
             started = time.perf_counter()
-            result = measure_size(size, args, progress)
-            print(
-                f"measured at {size} tenants in {time.perf_counter() - started:.1f} s (samples {result.seconds:.1f} s)",
-                file=sys.stderr,
-            )
-            results.append(result)
+            results = measure(args, worlds, progress)
+            print(f"measured in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        finally:
+            worlds.drop_extra(args.db_name)
         return report(results, args, server)
 
     return common.run_in_throwaway_database(args, run)
