@@ -124,14 +124,31 @@ def template_ensure(*, verbosity: int = 0) -> Tenant:
 
 
 def _template_is_current() -> bool:
+    return schema_is_current(template_schema())
+
+
+def schema_is_current(schema: str) -> bool:
+    """Whether ``schema`` has every migration on disk applied: two cheap queries."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", [f"{sql.Identifier(template_schema()).as_string()}.django_migrations"]
-        )
+        table = f"{sql.Identifier(schema).as_string()}.django_migrations"
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
         if not cursor.fetchone()[0]:
             return False
-        applied = cloning.applied_migrations(cursor, template_schema())
+        applied = cloning.applied_migrations(cursor, schema)
     return _expected_migrations() <= applied
+
+
+def tenants_migrate(*, verbosity: int = 0) -> tuple[int, int]:
+    """Migrate the tenant schemas that lag the migrations on disk, skipping the
+    rest: ``migrate_schemas`` alone visits every schema, which takes minutes
+    with hundreds of tenants even when nothing is to be done (django-tenants
+    #719). Returns (migrated, total)."""
+    schemas = list(Tenant.objects.order_by("schema_name").values_list("schema_name", flat=True))
+    behind = [schema for schema in schemas if not schema_is_current(schema)]
+    for schema in behind:
+        call_command("migrate_schemas", tenant=True, schema_name=schema, interactive=False, verbosity=verbosity)
+        connection.set_schema_to_public()
+    return len(behind), len(schemas)
 
 
 # --- provisioning ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from tenants.services import template_ensure
+from tenants.services import template_ensure, tenants_migrate
 
 
 class Command(BaseCommand):
@@ -17,5 +17,6 @@ class Command(BaseCommand):
         verbosity = int(options["verbosity"])
         call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
         template_ensure(verbosity=verbosity)
-        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity)
+        migrated, total = tenants_migrate(verbosity=verbosity)
+        self.stdout.write(f"Tenant schemas migrated: {migrated} of {total} (the others were up to date).")
         self.stdout.write(self.style.SUCCESS("Database ready."))
