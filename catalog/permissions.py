@@ -36,17 +36,14 @@ class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
 
 
 class ProductObjectPermissions(permissions.DjangoObjectPermissions):
-    """DjangoObjectPermissions where it fits, with the seed's per-method map:
-    GET/HEAD/OPTIONS view, POST add, PUT/PATCH change, DELETE delete.
+    """DjangoObjectPermissions where it fits, with the seed's per-method map
+    (policy.METHOD_ACTIONS: GET/HEAD/OPTIONS view, POST add, PUT/PATCH change,
+    DELETE delete).
 
     The action's source may be the product itself (directly or via a group) or
     any other source of the rule. A product the caller cannot see is a 404 (no
     existence leak); one it sees but may not touch is a 403.
     """
-
-    perms_map = {
-        method: [f"%(app_label)s.{policy.CODENAMES[action]}"] for method, action in policy.METHOD_ACTIONS.items()
-    }
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return True  # the view-level gate is ProductModelPermissions
@@ -54,10 +51,7 @@ class ProductObjectPermissions(permissions.DjangoObjectPermissions):
     def action_for(self, request: Request, view: Any) -> str | None:
         """A view may name its action (publish); else the method decides."""
         explicit = getattr(view, "required_action", None)
-        if explicit:
-            return str(explicit)
-        perms = self.perms_map.get(request.method or "")
-        return policy.ACTION_BY_CODENAME[perms[0].split(".", 1)[1]] if perms else None
+        return str(explicit) if explicit else policy.METHOD_ACTIONS.get(request.method or "")
 
     def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
         if not policy.can(request.user, "view", obj):

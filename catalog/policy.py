@@ -183,9 +183,10 @@ def model_grants(user: User) -> ModelGrants:
 
 
 def is_tenant_admin(user: User) -> bool:
-    """Staff of this tenant (IsAdminUser): manage any product's grants and ask
-    about anyone's access, whatever they may do with products themselves."""
-    return _authenticated(user) and bool(user.is_staff or user.is_superuser)
+    """Staff of this tenant, exactly what DRF's IsAdminUser (used on the bulk
+    endpoint and the accounts API) checks: they manage any product's grants and
+    ask about anyone's access, whatever they may do with products themselves."""
+    return _authenticated(user) and bool(user.is_staff)
 
 
 def may_grant(user: User, product: Product, codenames: list[str]) -> bool:
