@@ -9,6 +9,9 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 WORKERS ?= 2
 STAMP   = $(VENV)/.installed
+# Runs a command with DATABASE_URL set: as given, else the embedded PostgreSQL
+# in .data/pg (started if needed). Settings never start a database themselves.
+WITH_DB = $(BIN)/python -m devtools.embedded_db run --
 
 .PHONY: run test install migrate seed serve lint typecheck check bench db-url db-stop clean
 
@@ -22,37 +25,40 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 migrate: install
-	$(BIN)/python manage.py bootstrap
+	$(WITH_DB) $(BIN)/python manage.py bootstrap
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(WITH_DB) $(BIN)/python manage.py seed_demo
 
 run: seed
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
+	$(WITH_DB) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(WITH_DB) $(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
 
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(WITH_DB) $(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff (style and the import rules it knows), import-linter (the layers: see
+# docs/ARCHITECTURE.md and [tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy .
+	$(WITH_DB) $(BIN)/mypy .
 
 check: install
-	$(BIN)/python manage.py check --fail-level WARNING
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(WITH_DB) $(BIN)/python manage.py check --fail-level WARNING
+	$(WITH_DB) $(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: migrate
 	$(BIN)/python bench/provision.py
 
 db-url: install
-	@$(BIN)/python -m config.embedded_db url
+	@$(BIN)/python -m devtools.embedded_db url
 
 db-stop: install
-	$(BIN)/python -m config.embedded_db stop
+	$(BIN)/python -m devtools.embedded_db stop
 
 clean: db-stop
 	rm -rf $(VENV) .data staticfiles .pytest_cache .mypy_cache .ruff_cache

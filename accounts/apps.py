@@ -6,5 +6,10 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import audit  # noqa: F401  (connects the audit signals)
-        from config import openapi  # noqa: F401  (registers the JWT scheme)
+        # Imported here, once every app's models are loaded: the receivers
+        # connect to other apps' grant tables, and the OpenAPI extension
+        # registers itself on import. Neither is a circle being dodged.
+        from accounts.audit import receivers
+        from accounts.auth import openapi  # noqa: F401
+
+        receivers.connect()

@@ -1,7 +1,8 @@
-"""Account emails: built in the request, sent after it, links on the tenant's own domain.
+"""Account emails: built with the change, sent after it commits, links on the tenant's own domain.
 
-Everything that depends on the request or the database (the tenant's primary
-domain, the uid, the one-time token) is computed in the request. Rendering and
+Everything that depends on the database (the tenant's primary domain, the
+uid, the one-time token) is computed by the service making the change, from
+plain values (the tenant and a ``LinkBase``), never from a request. Rendering and
 SMTP happen after the transaction commits, on a small worker pool, so the
 response never waits for the mail server: an endpoint answers as fast whether
 or not it sends an email (no account enumeration by timing). A failed send is
@@ -22,8 +23,9 @@ from django.template import Context
 from django.template.loader import get_template
 from djoser.utils import encode_uid
 
-from accounts.email_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
+from accounts.auth.link_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
 from tenants.db import connection
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -38,51 +40,73 @@ class Email:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def links_base(request: Any) -> tuple[str, str, str]:
-    """(scheme, host[:port], site name) for links: always the current tenant's
-    primary domain from the database, never the Host header a client sent.
+@dataclass(frozen=True)
+class LinkBase:
+    """How users reach this deployment from an email: the scheme and port of
+    links. The host is never a client's: it is always the tenant's primary
+    domain from the Domain table (``site_for``)."""
+
+    scheme: str
+    port: str
+
+    @classmethod
+    def configured(cls, *, scheme: str = "https", port: str | int = "") -> LinkBase:
+        """PUBLIC_SCHEME / PUBLIC_PORT where set (behind a proxy, what users
+        type), else ``scheme`` and ``port`` (a request passes its own)."""
+        return cls(scheme=settings.PUBLIC_SCHEME or scheme, port=str(settings.PUBLIC_PORT or port))
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a tenant's links point, and the name its emails sign with."""
+
+    scheme: str
+    host: str  # host[:port]
+    name: str
+
+
+def site_for(tenant: Tenant | None, links: LinkBase) -> Site:
+    """The tenant's primary domain (one query), or the public host for none.
 
     The endpoints that must not reveal whether an address is known call this
-    before the lookup, whatever the address, and pass it to ``build(base=...)``,
-    so both paths run the same queries."""
-    tenant = getattr(request, "tenant", None)
+    before the lookup, whatever the address, so both paths run the same queries."""
     if tenant is None:
         domain, name = settings.TENANT_BASE_DOMAIN, "the platform"
     else:
         domain = tenant.domains.filter(is_primary=True).values_list("domain", flat=True).first() or ""
         name = tenant.name
-    # Behind a proxy the request's own scheme and port are the app server's:
-    # PUBLIC_SCHEME / PUBLIC_PORT say what users type. Unset, the request's.
-    scheme = settings.PUBLIC_SCHEME or request.scheme
-    port = str(settings.PUBLIC_PORT or request.get_port())
-    default_port = "443" if scheme == "https" else "80"
-    host = domain if port in ("", default_port) else f"{domain}:{port}"
-    return scheme, host, name
+    default_port = "443" if links.scheme == "https" else "80"
+    host = domain if links.port in ("", default_port) else f"{domain}:{links.port}"
+    return Site(scheme=links.scheme, host=host, name=name)
 
 
-def build(request: Any, kind: str, user: Any, *, base: tuple[str, str, str] | None = None, **extra: Any) -> Email:
-    scheme, host, site_name = base or links_base(request)
+_LINKS = {
+    "activation": ("ACCOUNT_ACTIVATION_URL", activation_tokens, "ACCOUNT_ACTIVATION_TIMEOUT"),
+    "password_reset": ("ACCOUNT_PASSWORD_RESET_URL", password_reset_tokens, "PASSWORD_RESET_TIMEOUT"),
+    "email_reset": ("ACCOUNT_EMAIL_RESET_URL", email_reset_tokens, "EMAIL_RESET_TIMEOUT"),
+}
+
+
+def build(site: Site, kind: str, user: Any, *, to: str | None = None, **extra: Any) -> Email:
+    """The email of ``kind`` for ``user`` (to ``to`` if given), with its
+    one-time link when the kind has one."""
     context: dict[str, Any] = {
         "username": user.username,
-        "site_name": site_name,
-        "home": f"{scheme}://{host}/",
+        "site_name": site.name,
+        "home": f"{site.scheme}://{site.host}/",
         **extra,
     }
-    links = {
-        "activation": (settings.ACCOUNT_ACTIVATION_URL, activation_tokens, "ACCOUNT_ACTIVATION_TIMEOUT"),
-        "password_reset": (settings.ACCOUNT_PASSWORD_RESET_URL, password_reset_tokens, "PASSWORD_RESET_TIMEOUT"),
-        "email_reset": (settings.ACCOUNT_EMAIL_RESET_URL, email_reset_tokens, "EMAIL_RESET_TIMEOUT"),
-    }
-    if kind in links:
-        path, generator, timeout_setting = links[kind]
+    if kind in _LINKS:
+        path_setting, generator, timeout_setting = _LINKS[kind]
         uid, token = encode_uid(user.pk), generator.make_token(user)
+        path = str(getattr(settings, path_setting)).format(uid=uid, token=token).lstrip("/")
         context.update(
             uid=uid,
             token=token,
-            url=f"{scheme}://{host}/{path.format(uid=uid, token=token).lstrip('/')}",
+            url=f"{site.scheme}://{site.host}/{path}",
             expires_hours=max(1, int(getattr(settings, timeout_setting)) // 3600),
         )
-    return Email(kind=kind, to=user.email, context=context)
+    return Email(kind=kind, to=to or user.email, context=context)
 
 
 def send_after_commit(email: Email) -> None:

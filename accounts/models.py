@@ -4,9 +4,11 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class UserManager(DjangoUserManager["User"]):
@@ -14,6 +16,12 @@ class UserManager(DjangoUserManager["User"]):
 
     def get_by_natural_key(self, username: str | None) -> User:
         return self.get(email__iexact=username)
+
+    def email_taken(self, email: str, *, exclude_pk: int | None = None) -> bool:
+        """Whether another user has this email, in any case (the functional
+        unique index accounts_user_email_ci_unique decides races)."""
+        clash = self.filter(email__iexact=email)
+        return (clash.exclude(pk=exclude_pk) if exclude_pk is not None else clash).exists()
 
     def _create_user_object(self, username: str, email: str | None, password: str | None, **extra: Any) -> User:
         email = self.normalize_email(email)
@@ -105,8 +113,6 @@ class User(AbstractUser):
     def _get_session_auth_hash(self, secret: str | None = None) -> str:
         """Sessions (the Django admin) die with "log out everywhere" and
         deactivation too, not only with a password change."""
-        from django.utils.crypto import salted_hmac
-
         return salted_hmac(
             "accounts.User.get_session_auth_hash",
             f"{self.password}|{self.token_epoch}",
@@ -121,13 +127,9 @@ class User(AbstractUser):
 
     def validate_unique(self, exclude: Any = None) -> None:
         super().validate_unique(exclude)
-        if self.email and (exclude is None or "email" not in exclude):
-            from accounts.selectors import email_taken
-
-            if email_taken(self.email, exclude_pk=self.pk):
-                from django.core.exceptions import ValidationError
-
-                raise ValidationError({"email": "A user with that email already exists."}, code="unique")
+        checked = self.email and (exclude is None or "email" not in exclude)
+        if checked and User.objects.email_taken(self.email, exclude_pk=self.pk):
+            raise ValidationError({"email": "A user with that email already exists."}, code="unique")
 
 
 class Profile(models.Model):

@@ -5,7 +5,7 @@ They validate and shape data; writes happen in accounts.services.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
@@ -17,8 +17,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.auth.link_tokens import TenantTokenGenerator, activation_tokens, email_reset_tokens, password_reset_tokens
 from accounts.models import AuditEntry, Customer, Profile, User
-from accounts.selectors import assignable_permissions, email_taken
+from accounts.permissions import is_tenant_admin
+from accounts.selectors import assignable_permissions
+from core.labels import label_of
 
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
@@ -29,7 +32,7 @@ def _normalized_email(value: str) -> str:
 
 def _email_available(value: str, *, instance: User | None = None) -> str:
     email = _normalized_email(value)
-    if email_taken(email, exclude_pk=instance.pk if instance is not None else None):
+    if User.objects.email_taken(email, exclude_pk=instance.pk if instance is not None else None):
         raise serializers.ValidationError("A user with that email already exists.", code="unique")
     return email
 
@@ -73,7 +76,7 @@ class UserSerializer(BaseUserSerializer):
         request = self.context.get("request")
         editing_someone_else = (
             request is not None
-            and request.user.is_staff
+            and is_tenant_admin(request.user)
             and self.instance is not None
             and not isinstance(self.instance, list | tuple)
             and getattr(self.instance, "pk", None) != request.user.pk
@@ -88,9 +91,11 @@ class CurrentUserSerializer(UserSerializer):
 
 
 class _UidAndTokenSerializer(serializers.Serializer):
-    """djoser's, but the token generator is chosen per purpose by the view,
-    and any uid that cannot name a user is a 400, never a 500."""
+    """djoser's, but each purpose names its own token generator, and any uid
+    that cannot name a user is a 400, never a 500. The user the link names is
+    ``validated_data["user"]``."""
 
+    token_generator: ClassVar[TenantTokenGenerator]
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=128)
 
@@ -99,18 +104,20 @@ class _UidAndTokenSerializer(serializers.Serializer):
             pk = int(decode_uid(attrs["uid"]))
             if not 0 < pk < 2**63:
                 raise ValueError
-            self.user = User.objects.get(pk=pk)
+            user = User.objects.get(pk=pk)
         except (User.DoesNotExist, ValueError, TypeError, OverflowError, UnicodeDecodeError):
             raise serializers.ValidationError({"uid": ["Invalid user id or user doesn't exist."]}) from None
-        if not self.context["view"].token_generator.check_token(self.user, attrs["token"]):
+        if not self.token_generator.check_token(user, attrs["token"]):
             raise serializers.ValidationError({"token": ["Invalid or expired token."]})
-        return attrs
+        return {**attrs, "user": user}
 
 
 class ActivationSerializer(_UidAndTokenSerializer):
+    token_generator = activation_tokens
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
-        if self.user.is_active or self.user.activated_at is not None:
+        if attrs["user"].is_active or attrs["user"].activated_at is not None:
             # Spent, or an admin deactivated this account: a link cannot undo that.
             raise serializers.ValidationError({"token": ["Invalid or expired token."]})
         return attrs
@@ -124,12 +131,13 @@ class EmailSerializer(serializers.Serializer):
 
 
 class PasswordResetConfirmSerializer(_UidAndTokenSerializer):
+    token_generator = password_reset_tokens
     new_password = serializers.CharField(style={"input_type": "password"}, max_length=PASSWORD_MAX)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
         try:
-            _password_ok(attrs["new_password"], self.user)
+            _password_ok(attrs["new_password"], attrs["user"])
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"new_password": exc.detail}) from None
         return attrs
@@ -163,12 +171,13 @@ class SetEmailSerializer(_CurrentPasswordMixin):
 
 
 class EmailResetConfirmSerializer(_UidAndTokenSerializer):
+    token_generator = email_reset_tokens
     new_email = serializers.EmailField(max_length=254)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
         try:
-            attrs["new_email"] = _email_available(attrs["new_email"], instance=self.user)
+            attrs["new_email"] = _email_available(attrs["new_email"], instance=attrs["user"])
         except serializers.ValidationError as exc:
             raise serializers.ValidationError({"new_email": exc.detail}) from None
         return attrs
@@ -205,10 +214,6 @@ class CustomerMeSerializer(CustomerSerializer):
 # --- groups, permissions, audit ------------------------------------------------------------------
 
 
-def permission_label(permission: Permission) -> str:
-    return f"{permission.content_type.app_label}.{permission.codename}"
-
-
 @extend_schema_field(OpenApiTypes.STR)
 class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
     """A model permission as "app_label.codename", limited to assignable apps."""
@@ -219,7 +224,7 @@ class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
     }
 
     def to_representation(self, value: Any) -> str:
-        return permission_label(value)
+        return label_of(value)
 
     def to_internal_value(self, data: Any) -> Permission:
         # NUL: PostgreSQL refuses it in text (a DataError, i.e. a 500), so refuse it first.
@@ -253,7 +258,7 @@ class GroupSerializer(serializers.ModelSerializer[Group]):
         probe users/{id}/) from them."""
         fields = super().get_fields()
         request = self.context.get("request")
-        if request is not None and not (request.user and request.user.is_staff):
+        if request is not None and not is_tenant_admin(request.user):
             fields.pop("users")
         return fields
 
@@ -268,7 +273,7 @@ class PermissionSerializer(serializers.ModelSerializer[Permission]):
         fields = ["codename", "name", "app_label", "model"]
 
     def get_codename(self, permission: Permission) -> str:
-        return permission_label(permission)
+        return label_of(permission)
 
 
 class UserPermissionsSerializer(serializers.Serializer):

@@ -1,4 +1,8 @@
-"""Writes on accounts: registration, activation, passwords, emails, revocation, groups."""
+"""Writes on accounts: users, registration, activation, passwords, emails, revocation, groups.
+
+Every function takes plain values (the tenant, a ``LinkBase`` for emailed
+links, the users and data concerned), never a request, so management commands
+and tasks call them as the API does."""
 
 from __future__ import annotations
 
@@ -12,122 +16,138 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts import emails
 from accounts.models import Customer, Profile, User
-from accounts.selectors import email_taken
-from config.errors import ApplicationError, Conflict
+from core.errors import ApplicationError, Conflict, duplicate_raises
+from tenants.models import Tenant
 
-# --- registration and activation ---------------------------------------------------------
+# --- users ---------------------------------------------------------------------------------
+
+
+def user_create(
+    *,
+    email: str,
+    username: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    is_active: bool = True,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> User:
+    """A user of the current schema; a taken email or username is a Conflict
+    naming the field, also when a concurrent write took it first."""
+    email = User.objects.normalize_email(email)
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(
+                email=email,
+                username=username,
+                password=password,
+                first_name=first_name,
+                last_name=last_name,
+                is_active=is_active,
+                is_staff=is_staff,
+                is_superuser=is_superuser,
+            )
+    except IntegrityError:
+        field = "email" if User.objects.email_taken(email) else "username"
+        raise Conflict(f"A user with that {field} already exists.", field=field) from None
 
 
 def user_register(
     *,
-    request: Any,
+    tenant: Tenant | None,
+    links: emails.LinkBase,
     email: str,
     username: str,
     password: str,
     first_name: str = "",
     last_name: str = "",
 ) -> User:
-    """Create a user of the current tenant. Active at once unless the tenant
-    requires activation, in which case an activation email goes out."""
-    tenant = getattr(request, "tenant", None)
+    """Create a user of ``tenant``. Active at once unless the tenant requires
+    activation, in which case an activation email goes out."""
     needs_activation = bool(tenant and tenant.require_activation)
-    email = User.objects.normalize_email(email)
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(
-                email=email,
-                username=username,
-                password=password,
-                first_name=first_name,
-                last_name=last_name,
-                is_active=not needs_activation,
-            )
-    except IntegrityError:
-        # Lost a race with a registration of the same email or username.
-        field = "email" if email_taken(email) else "username"
-        raise Conflict(f"A user with that {field} already exists.", field=field) from None
+    user = user_create(
+        email=email,
+        username=username,
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        is_active=not needs_activation,
+    )
     if needs_activation:
-        emails.send_after_commit(emails.build(request, "activation", user))
+        emails.send_after_commit(emails.build(emails.site_for(tenant, links), "activation", user))
     return user
 
 
-def user_activate(*, request: Any, user: User) -> User:
+def user_activate(*, tenant: Tenant | None, links: emails.LinkBase, user: User) -> User:
     user.is_active = True
     user.activated_at = timezone.now()
     user.save(update_fields=["is_active", "activated_at"])
-    emails.send_after_commit(emails.build(request, "confirmation", user))
+    emails.send_after_commit(emails.build(emails.site_for(tenant, links), "confirmation", user))
     return user
 
 
-def user_resend_activation(*, request: Any, email: str) -> None:
+def user_resend_activation(*, tenant: Tenant | None, links: emails.LinkBase, email: str) -> None:
     """Silent whatever the email: only a pending, never-activated account gets mail."""
-    if not (getattr(request, "tenant", None) and request.tenant.require_activation):
+    if not (tenant and tenant.require_activation):
         return
-    base = emails.links_base(request)  # known or not: the same queries
+    site = emails.site_for(tenant, links)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=False, activated_at__isnull=True).first()
     if user is not None:
-        emails.send_after_commit(emails.build(request, "activation", user, base=base))
+        emails.send_after_commit(emails.build(site, "activation", user))
 
 
 # --- passwords ------------------------------------------------------------------------------
 
 
-def user_set_password(*, request: Any, user: User, new_password: str) -> None:
+def user_set_password(*, tenant: Tenant | None, links: emails.LinkBase, user: User, new_password: str) -> None:
     """Change the password; every token the user holds dies with the old one."""
     user.set_password(new_password)
     user.save()  # bumps token_epoch (User.save)
-    emails.send_after_commit(emails.build(request, "password_changed", user))
+    emails.send_after_commit(emails.build(emails.site_for(tenant, links), "password_changed", user))
 
 
-def user_send_password_reset(*, request: Any, email: str) -> None:
+def user_send_password_reset(*, tenant: Tenant | None, links: emails.LinkBase, email: str) -> None:
     """Silent whatever the email: only an active account with a password gets mail."""
-    base = emails.links_base(request)  # known or not: the same queries
+    site = emails.site_for(tenant, links)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=True).first()
     if user is not None and user.has_usable_password():
-        emails.send_after_commit(emails.build(request, "password_reset", user, base=base))
+        emails.send_after_commit(emails.build(site, "password_reset", user))
 
 
-def user_reset_password(*, request: Any, user: User, new_password: str) -> None:
+def user_reset_password(*, tenant: Tenant | None, links: emails.LinkBase, user: User, new_password: str) -> None:
     """Finish a reset. Never touches is_active: a reset cannot revive an account."""
     user.set_password(new_password)
     user.last_login = timezone.now()  # also spends the reset token
     user.save()
-    emails.send_after_commit(emails.build(request, "password_changed", user))
+    emails.send_after_commit(emails.build(emails.site_for(tenant, links), "password_changed", user))
 
 
 # --- email ------------------------------------------------------------------------------------
 
 
-def _change_email(*, request: Any, user: User, new_email: str) -> None:
+def user_change_email(*, tenant: Tenant | None, links: emails.LinkBase, user: User, new_email: str) -> None:
+    """Set the email (``set_email`` with the password, or an emailed reset
+    link); the old address is told."""
     new_email = User.objects.normalize_email(new_email)
-    if email_taken(new_email, exclude_pk=user.pk):
-        raise ApplicationError("A user with that email already exists.", field="new_email")
+    taken = ApplicationError("A user with that email already exists.", field="new_email")
+    if User.objects.email_taken(new_email, exclude_pk=user.pk):
+        raise taken
     old_email = user.email
     user.email = new_email
-    try:
-        with transaction.atomic():
-            user.save(update_fields=["email"])
-    except IntegrityError:
-        raise ApplicationError("A user with that email already exists.", field="new_email") from None
-    notice = emails.build(request, "email_changed", user, new_email=new_email)
-    emails.send_after_commit(emails.Email(kind=notice.kind, to=old_email, context=notice.context))
+    with duplicate_raises(taken):
+        user.save(update_fields=["email"])
+    site = emails.site_for(tenant, links)
+    emails.send_after_commit(emails.build(site, "email_changed", user, to=old_email, new_email=new_email))
 
 
-def user_set_email(*, request: Any, user: User, new_email: str) -> None:
-    _change_email(request=request, user=user, new_email=new_email)
-
-
-def user_send_email_reset(*, request: Any, caller: User, email: str) -> None:
+def user_send_email_reset(*, tenant: Tenant | None, links: emails.LinkBase, caller: User, email: str) -> None:
     """Silent whatever the email. A link goes out only when the address is the
     caller's own: one user cannot start an email change for another."""
-    base = emails.links_base(request)  # known or not: the same queries
+    site = emails.site_for(tenant, links)  # known or not: the same queries
     user = User.objects.filter(email__iexact=email, is_active=True, pk=caller.pk).first()
     if user is not None:
-        emails.send_after_commit(emails.build(request, "email_reset", user, base=base))
-
-
-def user_reset_email(*, request: Any, user: User, new_email: str) -> None:
-    _change_email(request=request, user=user, new_email=new_email)
+        emails.send_after_commit(emails.build(site, "email_reset", user))
 
 
 # --- revocation and deletion ----------------------------------------------------------------
@@ -151,11 +171,8 @@ def user_delete(*, user: User) -> None:
 
 
 def profile_create(*, user: User, **fields: Any) -> Profile:
-    try:
-        with transaction.atomic():
-            return Profile.objects.create(user=user, **fields)
-    except IntegrityError:
-        raise Conflict("You already have a profile; change it at /api/profiles/me/.", field="user") from None
+    with duplicate_raises(Conflict("You already have a profile; change it at /api/profiles/me/.", field="user")):
+        return Profile.objects.create(user=user, **fields)
 
 
 def profile_update(*, user: User, **fields: Any) -> Profile:
@@ -171,37 +188,35 @@ def customer_for(*, user: User) -> Customer:
     return customer
 
 
+def _already_a_customer() -> Conflict:
+    return Conflict("That user already is a customer.", field="user")
+
+
 def customer_create(*, user: User, **fields: Any) -> Customer:
-    try:
-        with transaction.atomic():
-            return Customer.objects.create(user=user, **fields)
-    except IntegrityError:
-        raise Conflict("That user already is a customer.", field="user") from None
+    with duplicate_raises(_already_a_customer()):
+        return Customer.objects.create(user=user, **fields)
 
 
 def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     for name, value in fields.items():
         setattr(customer, name, value)
-    try:
-        with transaction.atomic():
-            customer.save()
-    except IntegrityError:
-        # Moved onto a user who already is a customer (one per user).
-        raise Conflict("That user already is a customer.", field="user") from None
+    with duplicate_raises(_already_a_customer()):  # moved onto a user who already is one
+        customer.save()
     return customer
 
 
 # --- groups and model permissions ---------------------------------------------------------
 
 
+def _group_name_taken(name: str | None) -> Conflict:
+    return Conflict(f"A group named '{name}' already exists.", field="name")
+
+
 def group_create(*, name: str, permissions: Iterable[Permission] = (), users: Iterable[User] = ()) -> Group:
-    try:
-        with transaction.atomic():
-            group = Group.objects.create(name=name)
-            group.permissions.add(*permissions)
-            group.user_set.add(*users)
-    except IntegrityError:
-        raise Conflict(f"A group named '{name}' already exists.", field="name") from None
+    with duplicate_raises(_group_name_taken(name)):
+        group = Group.objects.create(name=name)
+        group.permissions.add(*permissions)
+        group.user_set.add(*users)
     return group
 
 
@@ -213,17 +228,14 @@ def group_update(
     users: Iterable[User] | None = None,
 ) -> Group:
     """Apply only the differences, so the audit log says what changed."""
-    try:
-        with transaction.atomic():
-            if name is not None and name != group.name:
-                group.name = name
-                group.save(update_fields=["name"])
-            if permissions is not None:
-                _set_difference(group.permissions, set(permissions))
-            if users is not None:
-                _set_difference(group.user_set, set(users))
-    except IntegrityError:
-        raise Conflict(f"A group named '{name}' already exists.", field="name") from None
+    with duplicate_raises(_group_name_taken(name)):
+        if name is not None and name != group.name:
+            group.name = name
+            group.save(update_fields=["name"])
+        if permissions is not None:
+            _set_difference(group.permissions, set(permissions))
+        if users is not None:
+            _set_difference(group.user_set, set(users))
     return group
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from django.contrib.auth.models import Group
@@ -12,16 +14,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from accounts import selectors, services
-from accounts.email_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
+from accounts import emails, selectors, services
+from accounts.auth.throttles import RegisterIPThrottle, ResetAccountThrottle, ResetIPThrottle
 from accounts.models import AuditEntry, Customer, Profile, User
-from accounts.permissions import IsAdminOrReadOnly
+from accounts.permissions import IsAdminOrReadOnly, IsTenantAdmin, is_tenant_admin
 from accounts.serializers import (
     AuditEntrySerializer,
     CustomerMeSerializer,
@@ -31,12 +33,22 @@ from accounts.serializers import (
     ProfileSerializer,
     UserPermissionsSerializer,
 )
-from accounts.throttles import RegisterIPThrottle, ResetAccountThrottle, ResetIPThrottle
+from tenants.models import Tenant
 
 
 def _user(request: Request) -> User:
     """The authenticated caller (views using it require authentication)."""
     return cast(User, request.user)
+
+
+def _tenant(request: Request) -> Tenant | None:
+    """The tenant of the host being served (None on the public host)."""
+    return getattr(request, "tenant", None)
+
+
+def _links(request: Request) -> emails.LinkBase:
+    """The scheme and port of emailed links (PUBLIC_* settings, else this request's)."""
+    return emails.LinkBase.configured(scheme=request.scheme or "http", port=request.get_port())
 
 
 # --- djoser's users, per tenant -----------------------------------------------------------
@@ -48,7 +60,8 @@ class UserViewSet(DjoserUserViewSet):
     * ``GET users/``: tenant admins only (403 for others, 401 anonymous);
     * ``users/{id}/``: admins, or the owner; anyone else gets 404 (no probing);
     * activation, reset and email-change tokens come from one generator per
-      purpose, bound to the tenant (accounts.email_tokens);
+      purpose, bound to the tenant (accounts.auth.link_tokens), each chosen by
+      its serializer;
     * emails are sent after the response; "reset" endpoints answer the same
       whether or not the address is known.
     """
@@ -58,7 +71,7 @@ class UserViewSet(DjoserUserViewSet):
     def get_queryset(self) -> QuerySet[User]:
         user = _user(self.request)
         queryset = User.objects.order_by("id")
-        if not (user and user.is_authenticated and user.is_staff):
+        if not is_tenant_admin(user):
             queryset = queryset.filter(pk=user.pk) if user and user.is_authenticated else queryset.none()
         return queryset
 
@@ -74,78 +87,54 @@ class UserViewSet(DjoserUserViewSet):
             return [ResetIPThrottle(), ResetAccountThrottle()]
         return list(super().get_throttles())
 
-    @property
-    def token_generator(self) -> Any:
-        return {
-            "activation": activation_tokens,
-            "reset_password_confirm": password_reset_tokens,
-            "reset_username_confirm": email_reset_tokens,
-        }.get(self.action or "")
-
     def perform_create(self, serializer: BaseSerializer[User], *args: Any, **kwargs: Any) -> None:
-        serializer.instance = services.user_register(request=self.request, **serializer.validated_data)
+        serializer.instance = services.user_register(
+            tenant=_tenant(self.request), links=_links(self.request), **serializer.validated_data
+        )
 
     def perform_destroy(self, instance: User) -> None:
         services.user_delete(user=instance)
 
-    def _validated(self, request: Request) -> BaseSerializer[Any]:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer
+    def _done(self, request: Request, service: Callable[..., Any], *fields: str) -> Response:
+        """Validate the body with the action's serializer, call ``service``
+        with the tenant, the link base and the validated ``fields`` (named as
+        its arguments), answer 204."""
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        service(tenant=_tenant(request), links=_links(request), **{f: data.validated_data[f] for f in fields})
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(["post"], detail=False)
     def activation(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.user_activate(request=request, user=self._validated(request).user)  # type: ignore[attr-defined]
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, services.user_activate, "user")
 
     @action(["post"], detail=False)
     def resend_activation(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        email = self._validated(request).validated_data["email"]
-        services.user_resend_activation(request=request, email=email)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, services.user_resend_activation, "email")
 
     @action(["post"], detail=False)
     def set_password(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        new_password = self._validated(request).validated_data["new_password"]
-        services.user_set_password(request=request, user=_user(request), new_password=new_password)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, partial(services.user_set_password, user=_user(request)), "new_password")
 
     @action(["post"], detail=False)
     def reset_password(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.user_send_password_reset(request=request, email=self._validated(request).validated_data["email"])
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, services.user_send_password_reset, "email")
 
     @action(["post"], detail=False)
     def reset_password_confirm(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self._validated(request)
-        services.user_reset_password(
-            request=request,
-            user=serializer.user,  # type: ignore[attr-defined]
-            new_password=serializer.validated_data["new_password"],
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, services.user_reset_password, "user", "new_password")
 
     @action(["post"], detail=False, url_path="set_email")
     def set_username(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        new_email = self._validated(request).validated_data["new_email"]
-        services.user_set_email(request=request, user=_user(request), new_email=new_email)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, partial(services.user_change_email, user=_user(request)), "new_email")
 
     @action(["post"], detail=False, url_path="reset_email")
     def reset_username(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        email = self._validated(request).validated_data["email"]
-        services.user_send_email_reset(request=request, caller=_user(request), email=email)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, partial(services.user_send_email_reset, caller=_user(request)), "email")
 
     @action(["post"], detail=False, url_path="reset_email_confirm")
     def reset_username_confirm(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self._validated(request)
-        services.user_reset_email(
-            request=request,
-            user=serializer.user,  # type: ignore[attr-defined]
-            new_email=serializer.validated_data["new_email"],
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return self._done(request, services.user_change_email, "user", "new_email")
 
 
 class LogoutEverywhereView(APIView):
@@ -189,7 +178,7 @@ class CustomerViewSet(viewsets.ModelViewSet[Customer]):
     """Full CRUD for tenant admins; ``me`` for any authenticated user."""
 
     serializer_class = CustomerSerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsTenantAdmin]
     queryset = Customer.objects.select_related("user").order_by("id")
 
     def perform_create(self, serializer: BaseSerializer[Customer]) -> None:
@@ -254,7 +243,7 @@ class PermissionListView(ListAPIView[Any]):
 class UserPermissionsView(APIView):
     """A user's model permissions: direct ones (editable) and those via groups."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsTenantAdmin]
     serializer_class = UserPermissionsSerializer
 
     def get(self, request: Request, pk: int) -> Response:
@@ -293,7 +282,7 @@ class AuditListView(ListAPIView[AuditEntry]):
     """Who changed which access, newest first (tenant admins only)."""
 
     serializer_class = AuditEntrySerializer
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsTenantAdmin]
     filter_backends = [filters.DjangoFilterBackend]
     filterset_class = AuditFilter
 

@@ -22,12 +22,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
 import django
 import psycopg
 from django.conf import settings
 from psycopg import sql
+
+from devtools import embedded_db
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+if not os.environ.get("DATABASE_URL"):  # as `make`: the embedded PostgreSQL
+    os.environ["DATABASE_URL"] = embedded_db.url()
 
 DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 PASSWORD = "Bench-" + secrets.token_urlsafe(12)
@@ -92,8 +96,7 @@ def run_in_throwaway_database(args: argparse.Namespace, run: Callable[[], Checks
     ``args.no_check``), else 0."""
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
-    # Reading settings starts the embedded PostgreSQL when DATABASE_URL is unset;
-    # no Django connection exists yet, so redirecting "default" here is safe.
+    # No Django connection exists yet, so redirecting "default" here is safe.
     db = settings.DATABASES["default"]
     if args.db_name == db["NAME"]:
         print(f"refusing: --db-name {args.db_name!r} is the configured database", file=sys.stderr)

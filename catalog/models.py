@@ -8,7 +8,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
-from catalog.managers import ProductGroupObjectPermissionManager, ProductUserObjectPermissionManager
+from accounts.audit.managers import AuditedGroupObjectPermissionManager, AuditedUserObjectPermissionManager
 
 
 class Product(models.Model):
@@ -42,10 +42,12 @@ class Product(models.Model):
 
 class ProductUserObjectPermission(UserObjectPermissionBase):
     """Guardian's direct foreign-key table: a real FK (indexed, no varchar cast)
-    that cascades, so a deleted product takes its grants with it."""
+    that cascades, so a deleted product takes its grants with it. Audited on
+    every path (accounts.audit: receivers for single rows, the manager for
+    guardian's bulk assigns)."""
 
     content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
-    objects: ClassVar[ProductUserObjectPermissionManager] = ProductUserObjectPermissionManager()
+    objects: ClassVar[AuditedUserObjectPermissionManager] = AuditedUserObjectPermissionManager()
 
     class Meta(UserObjectPermissionBase.Meta):
         verbose_name = "product user permission"
@@ -53,7 +55,7 @@ class ProductUserObjectPermission(UserObjectPermissionBase):
 
 class ProductGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Product, on_delete=models.CASCADE)
-    objects: ClassVar[ProductGroupObjectPermissionManager] = ProductGroupObjectPermissionManager()
+    objects: ClassVar[AuditedGroupObjectPermissionManager] = AuditedGroupObjectPermissionManager()
 
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = "product group permission"

@@ -1,10 +1,15 @@
-"""The seed's DRF permission classes, each a thin adapter over catalog.policy.
+"""The seed's DRF permission classes for products, and the grant and explain
+gates: each a thin adapter over catalog.policy, so views, lists and explain
+never disagree.
 
 DRF's stock classes cannot be used as they are: DjangoModelPermissions does
 not check GET, and DjangoObjectPermissions needs the model permission AND the
 object permission, so a user holding only an object grant would get 403
 (DRF #3185). These subclasses keep each class's job and delegate the decision
-to the one rule, so views, lists and explain never disagree.
+to the one rule.
+
+Everywhere: a product the caller cannot see is a 404 (no existence leak); one
+it sees but may not act on is a 403.
 """
 
 from __future__ import annotations
@@ -13,11 +18,18 @@ from typing import Any
 
 from django.http import Http404
 from rest_framework import permissions
-from rest_framework.permissions import BasePermission
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 
+from accounts.permissions import is_tenant_admin
 from catalog import policy
 from catalog.models import Product
+
+
+def _visible_or_404(request: Request, product: Product) -> None:
+    if not policy.can(request.user, "view", product):
+        raise Http404
 
 
 class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
@@ -38,25 +50,15 @@ class ProductModelPermissions(permissions.DjangoModelPermissionsOrAnonReadOnly):
 class ProductObjectPermissions(permissions.DjangoObjectPermissions):
     """DjangoObjectPermissions where it fits, with the seed's per-method map
     (policy.METHOD_ACTIONS: GET/HEAD/OPTIONS view, POST add, PUT/PATCH change,
-    DELETE delete).
-
-    The action's source may be the product itself (directly or via a group) or
-    any other source of the rule. A product the caller cannot see is a 404 (no
-    existence leak); one it sees but may not touch is a 403.
-    """
+    DELETE delete). The action's source may be the product itself (directly or
+    via a group) or any other source of the rule."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return True  # the view-level gate is ProductModelPermissions
 
-    def action_for(self, request: Request, view: Any) -> str | None:
-        """A view may name its action (publish); else the method decides."""
-        explicit = getattr(view, "required_action", None)
-        return str(explicit) if explicit else policy.METHOD_ACTIONS.get(request.method or "")
-
     def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
-        if not policy.can(request.user, "view", obj):
-            raise Http404
-        action = self.action_for(request, view)
+        _visible_or_404(request, obj)
+        action = policy.action_for(request.method, getattr(view, "required_action", None))
         return action is not None and policy.can(request.user, action, obj)
 
 
@@ -77,4 +79,39 @@ class CanPublishProduct(BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
     def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
+        _visible_or_404(request, obj)
         return policy.can(request.user, "publish", obj)
+
+
+class CanManageGrants(IsAuthenticated):
+    """A product's object grants (``.../permissions/``): tenant admins for any
+    product; the owner (IsOwner) for its own, granting only what it holds on
+    it itself (policy.may_grant). The view names what a POST grants in
+    ``view.granting`` once the body is valid."""
+
+    message = "Only a tenant admin or the product's owner may manage its permissions."
+
+    def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
+        if is_tenant_admin(request.user):
+            return True
+        _visible_or_404(request, obj)
+        if not IsOwner().has_object_permission(request, view, obj):
+            return False
+        granting = list(getattr(view, "granting", ()))
+        if granting and not policy.may_grant(request.user, obj, granting):
+            raise PermissionDenied("You can only grant permissions you hold on this product yourself.")
+        return True
+
+
+class CanExplainAccess(IsAuthenticated):
+    """``.../access/?user=``: your own access to a product you can see; tenant
+    admins anyone's, for any product (policy.may_explain)."""
+
+    message = "Only tenant admins may ask about other users."
+
+    def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
+        if is_tenant_admin(request.user):
+            return True
+        _visible_or_404(request, obj)
+        asked = request.query_params.get("user")
+        return asked is None or asked == str(request.user.pk)

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import (
@@ -46,7 +47,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from accounts.models import User
+from accounts.permissions import is_tenant_admin
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
+from core.labels import permission_label
 
 APP_LABEL = "catalog"
 CODENAMES = {
@@ -68,6 +72,8 @@ METHOD_ACTIONS = {
     "DELETE": "delete",
 }
 OBJECT_ACTIONS = ("view", "change", "delete", "publish")
+
+
 OWNER_ACTIONS = frozenset({"view", "change", "delete"})
 SOURCES = (
     "superuser",
@@ -79,10 +85,16 @@ SOURCES = (
     "published",
 )
 
-User = Any  # accounts.models.User or AnonymousUser
+Caller = Any  # accounts.models.User or AnonymousUser
 
 
-def _authenticated(user: User) -> bool:
+def action_for(method: str | None, named: str | None = None) -> str | None:
+    """The action a request asks for: the one its view names (publish), else
+    the per-method map's; None for a method the map does not know."""
+    return named or METHOD_ACTIONS.get(method or "")
+
+
+def _authenticated(user: Caller) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
@@ -115,19 +127,14 @@ def _model_grants_sql() -> str:
     Plain SQL over the models' tables: as a three-part ORM union it costs more
     to build and compile (~2 ms) than to run, on every request of a user with
     no model-level source (bench/products.py)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django.contrib.contenttypes.models import ContentType
-
-    user_model = get_user_model()
 
     def table(model: Any) -> str:
         return str(connection.ops.quote_name(model._meta.db_table))
 
     permission, content_type, group = table(Permission), table(ContentType), table(Group)
-    user_permissions = table(user_model._meta.get_field("user_permissions").remote_field.through)
+    user_permissions = table(User._meta.get_field("user_permissions").remote_field.through)
     group_permissions = table(Group._meta.get_field("permissions").remote_field.through)
-    user_groups = table(user_model._meta.get_field("groups").remote_field.through)
+    user_groups = table(User._meta.get_field("groups").remote_field.through)
     catalog = (
         f"FROM {permission} p JOIN {content_type} ct ON ct.id = p.content_type_id"
         " WHERE ct.app_label = %(app_label)s AND p.codename = ANY(%(codenames)s)"
@@ -149,7 +156,7 @@ def _model_grants_sql() -> str:
     """  # noqa: S608
 
 
-def model_grants(user: User) -> ModelGrants:
+def model_grants(user: Caller) -> ModelGrants:
     """Direct and group-granted catalog permissions, and the catalog
     permissions' ids, in one query; remembered on the user object for the rest
     of the request."""
@@ -182,24 +189,28 @@ def model_grants(user: User) -> ModelGrants:
     return result
 
 
-def is_tenant_admin(user: User) -> bool:
-    """Staff of this tenant, exactly what DRF's IsAdminUser (used on the bulk
-    endpoint and the accounts API) checks: they manage any product's grants and
-    ask about anyone's access, whatever they may do with products themselves."""
-    return _authenticated(user) and bool(user.is_staff)
+# --- who manages grants and asks about access ----------------------------------------------
+# Tenant admins (accounts.permissions.is_tenant_admin) manage any product's
+# grants and ask about anyone's access, whatever they may do with products
+# themselves. Everyone else: only products they can see (else 404).
 
 
-def may_grant(user: User, product: Product, codenames: list[str]) -> bool:
+def may_manage_grants(user: Caller, product: Product) -> bool:
+    """A tenant admin, or the product's owner."""
+    return is_tenant_admin(user) or (_authenticated(user) and product.owner_id == user.pk)
+
+
+def may_grant(user: Caller, product: Product, codenames: list[str]) -> bool:
     """Tenant admins grant anything; the owner only what it holds on the
     product itself (ownership gives view/change/delete, not publish)."""
     if is_tenant_admin(user):
         return True
-    if not (_authenticated(user) and product.owner_id == user.pk):
+    if not may_manage_grants(user, product):
         return False
     return all(can(user, ACTION_BY_CODENAME[codename], product) for codename in codenames)
 
 
-def has_model_level(user: User, action: str) -> bool:
+def has_model_level(user: Caller, action: str) -> bool:
     """Superuser or model permission: the action is allowed on every product."""
     if not _authenticated(user):
         return False
@@ -232,7 +243,7 @@ def _in_ids(field: str, ids: QuerySet[Any]) -> _EqualsAny:
     return _EqualsAny(F(field), ArraySubquery(ids))
 
 
-def _permission_q(user: User, action: str) -> Q:
+def _permission_q(user: Caller, action: str) -> Q:
     """The grant's permission is the catalog permission for ``action`` (codename
     and app label, as guardian matches them).
 
@@ -252,17 +263,17 @@ def _permission_q(user: User, action: str) -> Q:
     )
 
 
-def _user_grants(user: User, action: str) -> QuerySet[ProductUserObjectPermission]:
+def _user_grants(user: Caller, action: str) -> QuerySet[ProductUserObjectPermission]:
     # (user_id, permission_id): the leading columns of the unique
     # (user, permission, content_object) index, so an index-only range scan.
     return ProductUserObjectPermission.objects.filter(_permission_q(user, action), user_id=user.pk)
 
 
-def _group_grants(user: User, action: str) -> QuerySet[ProductGroupObjectPermission]:
+def _group_grants(user: Caller, action: str) -> QuerySet[ProductGroupObjectPermission]:
     return ProductGroupObjectPermission.objects.filter(_permission_q(user, action), group__user=user.pk)
 
 
-def _row_branches(user: User, action: str) -> list[QuerySet[Any]]:
+def _row_branches(user: Caller, action: str) -> list[QuerySet[Any]]:
     """Querysets of product ids, one per row-level source that can apply."""
     branches: list[QuerySet[Any]] = []
     if _authenticated(user):
@@ -279,7 +290,7 @@ def _row_branches(user: User, action: str) -> list[QuerySet[Any]]:
 _NO_PRODUCT = Q(pk__in=[])
 
 
-def allowed_q(user: User, action: str) -> Q | None:
+def allowed_q(user: Caller, action: str) -> Q | None:
     """The rule as a filter on products; None means every product.
 
     ``id = ANY(ARRAY(branch UNION ALL branch ...))``: the union runs once, then
@@ -295,7 +306,7 @@ def allowed_q(user: User, action: str) -> Q | None:
     return Q(_in_ids("pk", first.union(*rest, all=True) if rest else first))
 
 
-def visible(user: User, action: str = "view", queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
+def visible(user: Caller, action: str = "view", queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
     """Products the user may perform ``action`` on: one SQL statement."""
     queryset = Product.objects.all() if queryset is None else queryset
     q = allowed_q(user, action)
@@ -303,7 +314,7 @@ def visible(user: User, action: str = "view", queryset: QuerySet[Product] | None
 
 
 def product_with_access(
-    user: User, pk: Any, actions: tuple[str, ...] = OBJECT_ACTIONS, queryset: QuerySet[Product] | None = None
+    user: Caller, pk: Any, actions: tuple[str, ...] = OBJECT_ACTIONS, queryset: QuerySet[Product] | None = None
 ) -> Product | None:
     """The product with ``can_<action>`` booleans, in one query; None if it
     does not exist. Whether the caller may even see it is ``can_view``."""
@@ -322,7 +333,7 @@ def product_with_access(
     return queryset.filter(pk=pk).annotate(**annotations).first()
 
 
-def can(user: User, action: str, product: Product) -> bool:
+def can(user: Caller, action: str, product: Product) -> bool:
     """A single check; uses the flags ``product_with_access`` attached when present."""
     flag = getattr(product, f"can_{action}", None)
     if flag is not None:
@@ -333,7 +344,7 @@ def can(user: User, action: str, product: Product) -> bool:
 # --- explain: every source, separately ---------------------------------------------------
 
 
-def explain(user: User, product: Product) -> dict[str, dict[str, Any]]:
+def explain(user: Caller, product: Product) -> dict[str, dict[str, Any]]:
     """For view, change, delete and publish: allowed or not, and every source
     that grants it (with group names). Two queries."""
     authenticated = _authenticated(user)
@@ -358,17 +369,18 @@ def explain(user: User, product: Product) -> dict[str, dict[str, Any]]:
     answer: dict[str, dict[str, Any]] = {}
     for action in OBJECT_ACTIONS:
         codename = CODENAMES[action]
+        label = permission_label(APP_LABEL, codename)
         sources: list[dict[str, Any]] = []
         if authenticated and user.is_superuser:
             sources.append({"source": "superuser"})
         if codename in grants.direct:
-            sources.append({"source": "model_direct", "permission": f"{APP_LABEL}.{codename}"})
+            sources.append({"source": "model_direct", "permission": label})
         for group in grants.via_groups.get(codename, ()):
-            sources.append({"source": "model_group", "permission": f"{APP_LABEL}.{codename}", "group": group})
+            sources.append({"source": "model_group", "permission": label, "group": group})
         if row.get(f"{action}__object_direct"):
-            sources.append({"source": "object_direct", "permission": f"{APP_LABEL}.{codename}"})
+            sources.append({"source": "object_direct", "permission": label})
         for group in row.get(f"{action}__object_group") or ():
-            sources.append({"source": "object_group", "permission": f"{APP_LABEL}.{codename}", "group": group})
+            sources.append({"source": "object_group", "permission": label, "group": group})
         if authenticated and action in OWNER_ACTIONS and product.owner_id == user.pk:
             sources.append({"source": "owner"})
         if action == "view" and product.is_published:

@@ -5,6 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
+from core.errors import ApplicationError
+
+
+def products_by_ids(*, ids: list[int]) -> list[Product]:
+    """Every product named, or a 400 naming those that do not exist."""
+    wanted = list(dict.fromkeys(ids))
+    products = list(Product.objects.filter(pk__in=wanted))
+    missing = sorted(set(wanted) - {p.pk for p in products})
+    if missing:
+        raise ApplicationError(f"No such products: {', '.join(map(str, missing))}.", field="products")
+    return products
 
 
 def product_grants(*, product: Product) -> dict[str, list[dict[str, Any]]]:

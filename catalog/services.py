@@ -10,15 +10,15 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
-from accounts.models import AuditEntry, User
+from accounts.audit import entries
+from accounts.audit.recording import record, recorded_by_caller
+from accounts.models import User
 from catalog import policy
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
-from catalog.signals import grant_entry
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 
-def product_create(*, owner: User, name: str, price: Decimal, description: str = "") -> Product:
+def product_create(*, owner: User | None, name: str, price: Decimal, description: str = "") -> Product:
     return Product.objects.create(owner=owner, name=name, price=price, description=description)
 
 
@@ -36,8 +36,8 @@ def product_delete(*, product: Product) -> None:
         *ProductUserObjectPermission.objects.filter(content_object=product).select_related("user", "permission"),
         *ProductGroupObjectPermission.objects.filter(content_object=product).select_related("group", "permission"),
     ]
-    with transaction.atomic(), audit.recorded_by_caller():
-        audit.record(grant_entry(row, AuditEntry.Action.OBJECT_REVOKE, product.name) for row in rows)
+    with transaction.atomic(), recorded_by_caller():
+        record(entries.object_permission_changed(row, granted=False, target_repr=product.name) for row in rows)
         product.delete()
 
 
@@ -92,10 +92,9 @@ def grants_change(
     """Grant or revoke ``codenames`` on every product for every user and group.
 
     Idempotent: granting what is held, or revoking what is not, changes
-    nothing and is not logged. Grants are written in bulk (guardian's bulk
-    path sends no signals), so they are audited here; revokes go through
-    ``QuerySet.delete``, whose post_delete signals audit them like any other
-    deletion (admin, cascade).
+    nothing and is not logged. Both are audited here, in one insert each, with
+    the products' names: grants are written in bulk (no signals), and the
+    signals of the revoking delete are held back (``recorded_by_caller``).
     """
     codenames = list(dict.fromkeys(codenames))
     perms = _permissions(codenames)
@@ -124,35 +123,24 @@ def grants_change(
             if grant:
                 held = set(rows.values_list(f"{holder_field}_id", "permission_id", "content_object_id"))
                 new = [
-                    model(**{f"{holder_field}_id": h, "permission_id": p.pk, "content_object_id": pid})
+                    model(**{holder_field: holders[h]}, permission=p, content_object_id=pid)
                     for h in holders
                     for p in perms.values()
                     for pid in product_ids
                     if (h, p.pk, pid) not in held
                 ]
                 model.objects.bulk_create(new, ignore_conflicts=True)
-                audit.record(
-                    {
-                        "action": AuditEntry.Action.OBJECT_GRANT,
-                        **audit.subject(holders[getattr(row, f"{holder_field}_id")]),
-                        "permission": f"{policy.APP_LABEL}.{_codename(perms, row.permission_id)}",
-                        "target_type": "catalog.product",
-                        "target_id": row.content_object_id,
-                        "target_repr": names[row.content_object_id],
-                    }
+                record(
+                    entries.object_permission_changed(row, granted=True, target_repr=names[row.content_object_id])
                     for row in new
                 )
                 changed += len(new)
             else:
                 doomed = list(rows.select_related(holder_field, "permission"))
-                with audit.recorded_by_caller():
-                    audit.record(
-                        grant_entry(row, AuditEntry.Action.OBJECT_REVOKE, names[row.content_object_id])
+                with recorded_by_caller():
+                    record(
+                        entries.object_permission_changed(row, granted=False, target_repr=names[row.content_object_id])
                         for row in doomed
                     )
                     changed += model.objects.filter(pk__in=[row.pk for row in doomed]).delete()[0]
     return {"changed": changed}
-
-
-def _codename(perms: dict[str, Permission], permission_id: int) -> str:
-    return next(c for c, p in perms.items() if p.pk == permission_id)

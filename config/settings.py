@@ -5,11 +5,13 @@ Every knob a deployment turns is an environment variable listed in README.md.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,12 +24,10 @@ DEBUG = env.bool("DEBUG", default=False)
 def _local_secret_key() -> str:
     """A random key kept in .data/ (git-ignored) when SECRET_KEY is unset, so a
     fresh clone runs without configuration and never ships a known key."""
-    from django.core.management.utils import get_random_secret_key
-
     path = BASE_DIR / ".data" / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(get_random_secret_key())
+        path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -42,11 +42,14 @@ PORT = env.int("PORT", default=8000)
 ALLOWED_HOSTS = [TENANT_BASE_DOMAIN, f".{TENANT_BASE_DOMAIN}", *env.list("ALLOWED_HOSTS_EXTRA", default=[])]
 
 # --- Database -------------------------------------------------------------
+# Required. ``make run`` and ``make test`` set it to an embedded PostgreSQL
+# (devtools/embedded_db.py) when it is unset; settings never start a database.
 _database_url = env.str("DATABASE_URL", default="")
 if not _database_url:
-    from config import embedded_db
-
-    _database_url = embedded_db.url()
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Set it to your PostgreSQL, or use the embedded one of "
+        "make run / make test in this shell: export DATABASE_URL=$(make -s db-url)"
+    )
 _db = environ.Env.db_url_config(_database_url)
 _db["HOST"] = unquote(str(_db.get("HOST", "")))  # libpq-style %2F-encoded socket dirs
 _db["ENGINE"] = "django_tenants.postgresql_backend"
@@ -80,6 +83,7 @@ SHARED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "devtools",  # seed_demo; nothing at runtime imports it
 ]
 TENANT_APPS = [*_BOTH, "catalog"]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -102,7 +106,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.audit.AuditActorMiddleware",
+    "accounts.audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -126,7 +130,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = (
-    "accounts.backends.EmailOrUsernameBackend",
+    "accounts.auth.backends.EmailOrUsernameBackend",
     "guardian.backends.ObjectPermissionBackend",
 )
 PASSWORD_HASHERS = [
@@ -192,12 +196,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"no-reply@{TENANT_BA
 
 # --- DRF, JWT, djoser -----------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ("accounts.authentication.TenantJWTAuthentication",),
+    "DEFAULT_AUTHENTICATION_CLASSES": ("accounts.auth.authentication.TenantJWTAuthentication",),
     "DEFAULT_PERMISSION_CLASSES": ("rest_framework.permissions.IsAuthenticated",),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.handlers.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
     "DEFAULT_PARSER_CLASSES": ("rest_framework.parsers.JSONParser",),
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
@@ -224,11 +228,11 @@ SIMPLE_JWT = {
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
-    "AUTH_TOKEN_CLASSES": ("accounts.tokens.TenantAccessToken",),
-    "TOKEN_OBTAIN_SERIALIZER": "accounts.jwt.TenantTokenObtainPairSerializer",
-    "TOKEN_REFRESH_SERIALIZER": "accounts.jwt.TenantTokenRefreshSerializer",
-    "TOKEN_VERIFY_SERIALIZER": "accounts.jwt.TenantTokenVerifySerializer",
-    "TOKEN_BLACKLIST_SERIALIZER": "accounts.jwt.TenantTokenBlacklistSerializer",
+    "AUTH_TOKEN_CLASSES": ("accounts.auth.jwt_tokens.TenantAccessToken",),
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenRefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenVerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenBlacklistSerializer",
 }
 
 DJOSER = {
@@ -249,9 +253,9 @@ DJOSER = {
         "username_reset_confirm": "accounts.serializers.EmailResetConfirmSerializer",
     },
     "PERMISSIONS": {
-        "user_list": ["rest_framework.permissions.IsAdminUser"],
-        "user": ["djoser.permissions.CurrentUserOrAdmin"],
-        "user_delete": ["djoser.permissions.CurrentUserOrAdmin"],
+        "user_list": ["accounts.permissions.IsTenantAdmin"],
+        "user": ["accounts.permissions.CurrentUserOrTenantAdmin"],
+        "user_delete": ["accounts.permissions.CurrentUserOrTenantAdmin"],
         "set_password": ["rest_framework.permissions.IsAuthenticated"],
         "set_username": ["rest_framework.permissions.IsAuthenticated"],
         # The seed: "reset_email ... Access: Authenticated user".

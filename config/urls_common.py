@@ -4,11 +4,11 @@ from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
-from accounts.throttles import LoginAccountThrottle, LoginIPThrottle
+from accounts.auth.throttles import LoginAccountThrottle, LoginIPThrottle
 from config.views import health
 
 jwt_urlpatterns: list[URLPattern | URLResolver] = [
-    # Brute force: per (tenant, IP) and per (tenant, account); see accounts.throttles.
+    # Brute force: per (tenant, IP) and per (tenant, account); see accounts.auth.throttles.
     path(
         "jwt/create/",
         TokenObtainPairView.as_view(throttle_classes=[LoginIPThrottle, LoginAccountThrottle]),

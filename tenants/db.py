@@ -6,6 +6,9 @@ from typing import Any, Protocol, cast
 
 from django.db import connection as _connection
 from django.db.backends.utils import CursorWrapper
+from django_tenants.utils import get_public_schema_name
+
+from tenants.models import Tenant
 
 
 class TenantConnection(Protocol):
@@ -32,15 +35,11 @@ def current_tenant_id() -> int:
     for someone else, with user ids starting over at 1. Row ids are never
     reused, so credentials are bound to this as well as to the schema name.
     """
-    from django_tenants.utils import get_public_schema_name
-
     if connection.schema_name == get_public_schema_name():
         return 0
     pk = getattr(connection.tenant, "pk", None)
     if isinstance(pk, int):
         return pk
     # A bare schema switch (schema_context) carries no row: look it up.
-    from tenants.models import Tenant
-
     found = Tenant.objects.filter(schema_name=connection.schema_name).values_list("pk", flat=True).first()
     return found if found is not None else -1

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 from django.urls import set_urlconf
 
-from config.errors import json_error
+from core.errors import json_error
 from tenants.cache import resolve_host
 from tenants.db import connection
 

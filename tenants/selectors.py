@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from config.errors import NotFound
+from core.errors import NotFound
 from tenants.models import Domain, Tenant
 
 

@@ -20,14 +20,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import IntegrityError, ProgrammingError, transaction
+from django.db import ProgrammingError, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.http.request import validate_host
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from config.errors import ApplicationError, Conflict, NotFound
+from core.errors import ApplicationError, Conflict, NotFound, duplicate_raises
 from tenants import cache as tenant_cache
 from tenants import cloning
 from tenants.db import connection
@@ -189,26 +189,16 @@ def tenant_provision(
     started = time.perf_counter()
     password_hash = make_password(admin_password)
     timings.password_hash = time.perf_counter() - started
-
+    spec = _NewTenant(
+        slug=slug,
+        name=name,
+        require_activation=require_activation,
+        admin_email=admin_email,
+        admin_username=admin_username,
+        password_hash=password_hash,
+    )
     started = time.perf_counter()
-    if method == "clone":
-        tenant = _provision_by_clone(
-            slug=slug,
-            name=name,
-            require_activation=require_activation,
-            admin_email=admin_email,
-            admin_username=admin_username,
-            password_hash=password_hash,
-        )
-    else:
-        tenant = _provision_by_migrations(
-            slug=slug,
-            name=name,
-            require_activation=require_activation,
-            admin_email=admin_email,
-            admin_username=admin_username,
-            password_hash=password_hash,
-        )
+    tenant = (_provision_by_clone if method == "clone" else _provision_by_migrations)(spec)
     timings.provision = time.perf_counter() - started
     logger.info("provisioned tenant %s (%s) in %.0f ms", slug, method, timings.provision * 1000)
     return tenant
@@ -244,34 +234,47 @@ def _validate_admin(email: object, username: object, password: object) -> tuple[
     return email, username
 
 
-def _insert_tenant_rows(*, slug: str, name: str, require_activation: bool, is_active: bool = True) -> Tenant:
+@dataclass(frozen=True)
+class _NewTenant:
+    """A validated provisioning request, the admin's password already hashed."""
+
+    slug: str
+    name: str
+    require_activation: bool
+    admin_email: str
+    admin_username: str
+    password_hash: str
+
+    @property
+    def domain(self) -> str:
+        return primary_domain_for(self.slug)
+
+
+def _insert_tenant_rows(spec: _NewTenant, *, is_active: bool = True) -> Tenant:
     tenant = Tenant(
-        slug=slug,
-        name=name,
-        schema_name=schema_name_for(slug),
-        require_activation=require_activation,
+        slug=spec.slug,
+        name=spec.name,
+        schema_name=schema_name_for(spec.slug),
+        require_activation=spec.require_activation,
         is_active=is_active,
     )
-    try:
-        with transaction.atomic():
-            # Skip TenantMixin.save(): its case-insensitive pre-check is a
-            # racy extra query; our schema names are lowercase by construction
-            # and the unique indexes decide races.
-            Tenant.objects.bulk_create([tenant])
-            Domain.objects.bulk_create([Domain(tenant=tenant, domain=primary_domain_for(slug), is_primary=True)])
-    except IntegrityError:
-        raise SlugTaken(f"A tenant with slug '{slug}' already exists.", field="slug") from None
+    with duplicate_raises(SlugTaken(f"A tenant with slug '{spec.slug}' already exists.", field="slug")):
+        # Skip TenantMixin.save(): its case-insensitive pre-check is a
+        # racy extra query; our schema names are lowercase by construction
+        # and the unique indexes decide races.
+        Tenant.objects.bulk_create([tenant])
+        Domain.objects.bulk_create([Domain(tenant=tenant, domain=spec.domain, is_primary=True)])
     # bulk_create sends no signals: forget a cached "unknown host" ourselves.
-    tenant_cache.evict_hosts([primary_domain_for(slug)])
+    tenant_cache.evict_hosts([spec.domain])
     return tenant
 
 
-def _create_admin(*, tenant: Tenant, email: str, username: str, password_hash: str) -> None:
+def _create_admin(tenant: Tenant, spec: _NewTenant) -> None:
     connection.set_tenant(tenant)
     get_user_model().objects.create(
-        email=email,
-        username=username,
-        password=password_hash,
+        email=spec.admin_email,
+        username=spec.admin_username,
+        password=spec.password_hash,
         is_staff=True,
         is_superuser=True,
         is_active=True,
@@ -279,9 +282,7 @@ def _create_admin(*, tenant: Tenant, email: str, username: str, password_hash: s
     )
 
 
-def _provision_by_clone(
-    *, slug: str, name: str, require_activation: bool, admin_email: str, admin_username: str, password_hash: str
-) -> Tenant:
+def _provision_by_clone(spec: _NewTenant) -> Tenant:
     if not _template_is_current():
         template_ensure()
     try:
@@ -290,31 +291,29 @@ def _provision_by_clone(
                 cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_TEMPLATE_LOCK])
                 applied = cloning.applied_migrations(cursor, template_schema())
                 script = cloning.clone_script(cursor, template_schema(), cloning.fingerprint_of(applied))
-            tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation)
+            tenant = _insert_tenant_rows(spec)
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(script.render(tenant.schema_name))
                 except ProgrammingError as exc:  # Django wraps psycopg's errors
                     if isinstance(exc.__cause__, pg_errors.DuplicateSchema):
-                        raise SlugTaken(f"A schema for '{slug}' already exists.", field="slug") from None
+                        raise SlugTaken(f"A schema for '{spec.slug}' already exists.", field="slug") from None
                     raise
-            _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
+            _create_admin(tenant, spec)
     finally:
         # Also forgets the search_path the clone script set locally.
         connection.set_schema_to_public()
     return tenant
 
 
-def _provision_by_migrations(
-    *, slug: str, name: str, require_activation: bool, admin_email: str, admin_username: str, password_hash: str
-) -> Tenant:
+def _provision_by_migrations(spec: _NewTenant) -> Tenant:
     """The slow reference path (what django-tenants does without a template):
     run every migration in a new schema. Kept for the benchmark and as a
     fallback. migrate commits as it goes, so this path cannot be one
     transaction: the row claims the slug first but stays suspended (its host
     answers 403, never a half-migrated schema) until the admin exists, and a
     failure is cleaned up by hand."""
-    tenant = _insert_tenant_rows(slug=slug, name=name, require_activation=require_activation, is_active=False)
+    tenant = _insert_tenant_rows(spec, is_active=False)
     schema_created = False
     try:
         with connection.cursor() as cursor:
@@ -322,7 +321,7 @@ def _provision_by_migrations(
         schema_created = True
         call_command("migrate_schemas", tenant=True, schema_name=tenant.schema_name, interactive=False, verbosity=0)
         with transaction.atomic():
-            _create_admin(tenant=tenant, email=admin_email, username=admin_username, password_hash=password_hash)
+            _create_admin(tenant, spec)
             connection.set_schema_to_public()
             tenant.is_active = True
             tenant.save(update_fields=["is_active"])  # evicts the cached "suspended" answer
@@ -404,13 +403,10 @@ def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Doma
             f"{settings.TENANT_BASE_DOMAIN} or add it to ALLOWED_HOSTS_EXTRA.",
             field="domain",
         )
-    try:
-        with transaction.atomic():
-            if is_primary:
-                Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
-            created = Domain.objects.create(tenant=tenant, domain=domain, is_primary=is_primary)
-    except IntegrityError:
-        raise Conflict(f"'{domain}' is already in use.", field="domain") from None
+    with duplicate_raises(Conflict(f"'{domain}' is already in use.", field="domain")):
+        if is_primary:
+            Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
+        created = Domain.objects.create(tenant=tenant, domain=domain, is_primary=is_primary)
     return created
 
 

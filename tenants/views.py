@@ -6,6 +6,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +23,6 @@ class PlatformView(APIView):
 class TenantListCreateView(PlatformView):
     @extend_schema(responses=TenantSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from rest_framework.pagination import PageNumberPagination
-
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(selectors.tenant_list(), request, view=self)
         return paginator.get_paginated_response(TenantSerializer(page, many=True).data)

@@ -25,7 +25,7 @@ from django_tenants.utils import schema_context
 from djoser.utils import encode_uid
 from rest_framework.test import APIClient
 
-from accounts.email_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
+from accounts.auth.link_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
 from accounts.models import User
 from tenants import cache as tenant_cache
 from tenants.models import Tenant

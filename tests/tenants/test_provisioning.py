@@ -17,13 +17,13 @@ from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
 
 from accounts.models import User
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from tenants import cloning, services
 from tenants.db import connection
-from tenants.introspection import schema_signature
 from tenants.models import Domain, Tenant
 from tenants.services import SlugTaken, tenant_provision
 from tests.conftest import ACME, GLOBEX, PASSWORD, client_for, jwt_login
+from tests.tenants.schema_signature import schema_signature
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class Boom(RuntimeError):
     pass
 
 
-def _fail(**kwargs: Any) -> None:
+def _fail(*args: Any, **kwargs: Any) -> None:
     raise Boom("late failure")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from tenants.services import ProvisionTimings, tenant_provision
 
 

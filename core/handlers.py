@@ -1,13 +1,5 @@
-"""One error shape for the whole API.
-
-Every error body is JSON with a human ``detail`` and a machine ``code``;
-validation errors add ``errors``, a map from field name to messages::
-
-    {"detail": "Invalid input.", "code": "invalid", "errors": {"slug": ["..."]}}
-
-Services raise ``ApplicationError`` (or Django's ``ValidationError``) and never
-import DRF; this module turns both into responses.
-"""
+"""The error shape (core.errors) for every way a request can fail: DRF's
+exception handler, and Django's handlers for what never reaches DRF."""
 
 from __future__ import annotations
 
@@ -22,38 +14,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from core.errors import ApplicationError, error_body, json_error
+
 logger = logging.getLogger(__name__)
-
-
-class ApplicationError(Exception):
-    """A business rule said no. ``field`` names the input at fault, if any."""
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    code: str = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
-
-
-class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
-
-
-class NotFound(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-
-
-def error_body(detail: str, code: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"detail": detail, "code": code}
-    if errors:
-        body["errors"] = errors
-    return body
 
 
 def _flatten(detail: Any) -> Any:
@@ -103,10 +66,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             code = str(getattr(detail, "code", None) or exc.default_code)
         response.data = error_body(text, code)
     return response
-
-
-def json_error(request: HttpRequest, status_code: int, detail: str, code: str) -> JsonResponse:
-    return JsonResponse(error_body(detail, code), status=status_code)
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

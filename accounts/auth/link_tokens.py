@@ -20,7 +20,7 @@ from django.utils.http import base36_to_int
 from tenants.db import connection, current_tenant_id
 
 
-class _TenantTokenGenerator(PasswordResetTokenGenerator):
+class TenantTokenGenerator(PasswordResetTokenGenerator):
     timeout_setting = "PASSWORD_RESET_TIMEOUT"
 
     def _state(self, user: Any) -> str:
@@ -47,7 +47,7 @@ class _TenantTokenGenerator(PasswordResetTokenGenerator):
         return 0 <= age <= int(getattr(settings, self.timeout_setting))
 
 
-class ActivationTokenGenerator(_TenantTokenGenerator):
+class ActivationTokenGenerator(TenantTokenGenerator):
     """Valid until the account is activated (``activated_at`` then changes)."""
 
     key_salt = "accounts.activation"
@@ -57,7 +57,7 @@ class ActivationTokenGenerator(_TenantTokenGenerator):
         return f"{user.is_active}|{user.activated_at}|{user.email}"
 
 
-class ResetPasswordTokenGenerator(_TenantTokenGenerator):
+class ResetPasswordTokenGenerator(TenantTokenGenerator):
     """Valid until the password, the email or is_active changes, a session
     login (last_login; JWT logins leave it alone), or a revocation
     (token_epoch: deactivation, "log out everywhere")."""
@@ -70,7 +70,7 @@ class ResetPasswordTokenGenerator(_TenantTokenGenerator):
         return f"{user.password}|{login}|{user.is_active}|{user.email}|{user.token_epoch}"
 
 
-class EmailResetTokenGenerator(_TenantTokenGenerator):
+class EmailResetTokenGenerator(TenantTokenGenerator):
     """Valid until the email, the password or is_active changes, or a revocation."""
 
     key_salt = "accounts.email_reset"

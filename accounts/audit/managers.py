@@ -1,10 +1,11 @@
-"""Guardian's managers for the product grant tables, audited on the bulk paths.
+"""Guardian's managers for direct foreign-key grant tables, audited on the
+bulk paths.
 
-``assign_perm`` with a queryset or list of products, or with a list of users
-or groups, writes with ``bulk_create``, which sends no ``post_save``: without
-this, grants made that way (shell, scripts) would never reach the audit log.
-Single assigns and every removal send signals and are audited in
-catalog/signals.py; catalog.services records its own bulk writes.
+``assign_perm`` with a queryset or list of objects, or with a list of users or
+groups, writes with ``bulk_create``, which sends no ``post_save``: without
+these managers, grants made that way (shell, scripts) would never reach the
+audit log. Single assigns and every removal send signals
+(``accounts.audit.receivers``); services that write in bulk record their own.
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ from typing import Any
 
 from guardian.managers import GroupObjectPermissionManager, UserObjectPermissionManager
 
-from accounts import audit
+from accounts.audit import entries
+from accounts.audit.recording import record, signals_active
 
 
 def _record_grants(rows: list[Any]) -> None:
-    from accounts.models import AuditEntry
-    from catalog.signals import grant_entry
-
-    if rows and audit.signals_active():
-        audit.record(grant_entry(row, AuditEntry.Action.OBJECT_GRANT) for row in rows)
+    if rows and signals_active():
+        record(entries.object_permission_changed(row, granted=True) for row in rows)
 
 
 class _AuditedBulkAssign:
@@ -42,9 +41,9 @@ class _AuditedBulkAssign:
         return created
 
 
-class ProductUserObjectPermissionManager(_AuditedBulkAssign, UserObjectPermissionManager):
+class AuditedUserObjectPermissionManager(_AuditedBulkAssign, UserObjectPermissionManager):
     pass
 
 
-class ProductGroupObjectPermissionManager(_AuditedBulkAssign, GroupObjectPermissionManager):
+class AuditedGroupObjectPermissionManager(_AuditedBulkAssign, GroupObjectPermissionManager):
     pass

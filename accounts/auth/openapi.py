@@ -9,7 +9,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 
 class TenantJWTScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.TenantJWTAuthentication"
+    target_class = "accounts.auth.authentication.TenantJWTAuthentication"
     name = "jwtAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.authentication import user_for_claim
-from accounts.tokens import TenantRefreshToken, TenantUntypedToken, token_is_current
+from accounts.auth.jwt_tokens import TenantRefreshToken, TenantUntypedToken, token_is_current
+from accounts.selectors import user_for_token_claim
 
 
 class TenantTokenObtainPairSerializer(TokenObtainPairSerializer):
@@ -57,7 +57,7 @@ class TenantTokenObtainPairSerializer(TokenObtainPairSerializer):
 
 def _user_of(token: Any) -> Any:
     """The token's user if it exists, is active and the token was not revoked."""
-    user = user_for_claim(token.payload.get(api_settings.USER_ID_CLAIM))
+    user = user_for_token_claim(token.payload.get(api_settings.USER_ID_CLAIM))
     if user is None or not api_settings.USER_AUTHENTICATION_RULE(user) or not token_is_current(token, user):
         return None
     return user
@@ -133,5 +133,5 @@ class TenantTokenBlacklistSerializer(TokenBlacklistSerializer):
         refresh = self.token_class(attrs["refresh"])
         # Already blacklisted (say, by a concurrent logout): still logged out.
         with contextlib.suppress(InvalidToken):
-            _blacklist_once(refresh, user_for_claim(refresh.payload.get(api_settings.USER_ID_CLAIM)))
+            _blacklist_once(refresh, user_for_token_claim(refresh.payload.get(api_settings.USER_ID_CLAIM)))
         return {}

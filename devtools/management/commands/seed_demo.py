@@ -2,7 +2,8 @@
 
 Credentials come from the environment when set (DEMO_OPERATOR_EMAIL,
 DEMO_OPERATOR_PASSWORD, DEMO_ADMIN_PASSWORD), otherwise from the defaults
-below, and are printed. Existing rows are left as they are.
+below, and are printed. Existing rows are left as they are. Everything is made
+through the services the API uses (so it is audited and validated alike).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django_tenants.utils import tenant_context
 
+from accounts import services as account_services
 from accounts.models import User
+from catalog import services as catalog_services
 from catalog.models import Product
 from tenants.db import connection
 from tenants.models import Tenant
@@ -40,7 +43,9 @@ class Command(BaseCommand):
         if User.objects.filter(email__iexact=op_email).exists():
             lines.append(f"operator  http://{base}:{port}/  {op_email}  (exists; password unchanged)")
         else:
-            User.objects.create_superuser(email=op_email, username="operator", password=op_password)
+            account_services.user_create(
+                email=op_email, username="operator", password=op_password, is_staff=True, is_superuser=True
+            )
             lines.append(f"operator  http://{base}:{port}/  {op_email}  {op_password}")
 
         for slug, name in (("acme", "Acme Corporation"), ("globex", "Globex Corporation")):
@@ -69,9 +74,8 @@ class Command(BaseCommand):
 def _seed_catalog(password: str) -> tuple[str, bool]:
     """The seed's example in acme: john_doe in ProductManagers (view, change,
     publish products), and two products, one published. Idempotent."""
-    group, _ = Group.objects.get_or_create(name="ProductManagers")
-    group.permissions.add(
-        *Permission.objects.filter(
+    wanted = set(
+        Permission.objects.filter(
             content_type__app_label="catalog",
             codename__in=["view_product", "change_product", "can_publish_product"],
         )
@@ -80,10 +84,17 @@ def _seed_catalog(password: str) -> tuple[str, bool]:
     john = User.objects.filter(email__iexact=email).first()
     created = john is None
     if john is None:
-        john = User.objects.create_user(email=email, username="john_doe", password=password)
-    john.groups.add(group)
+        john = account_services.user_create(email=email, username="john_doe", password=password)
+    group = Group.objects.filter(name="ProductManagers").first()
+    if group is None:
+        account_services.group_create(name="ProductManagers", permissions=wanted, users=[john])
+    else:
+        account_services.group_update(
+            group=group, permissions=set(group.permissions.all()) | wanted, users=set(group.user_set.all()) | {john}
+        )
     admin = User.objects.filter(is_superuser=True).order_by("id").first()
     if not Product.objects.exists():
-        Product.objects.create(name="Anvil", price=Decimal("99.00"), owner=admin, is_published=True)
-        Product.objects.create(name="Rocket skates", price=Decimal("249.50"), owner=admin)
+        anvil = catalog_services.product_create(owner=admin, name="Anvil", price=Decimal("99.00"))
+        catalog_services.product_publish(product=anvil)
+        catalog_services.product_create(owner=admin, name="Rocket skates", price=Decimal("249.50"))
     return email, created

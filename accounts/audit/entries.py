@@ -1,0 +1,73 @@
+"""Builders of audit entries, one per kind: plain values in, an unsaved
+``AuditEntry`` out. The actor is set when the entry is recorded
+(``accounts.audit.recording.record``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from guardian.models import UserObjectPermissionBase
+
+from accounts.models import AuditEntry, User
+from core.labels import label_of, permission_label
+
+Action = AuditEntry.Action
+
+
+def _subject(holder: User | Group) -> dict[str, Any]:
+    if isinstance(holder, User):
+        return {"subject_type": "user", "subject_id": holder.pk, "subject_repr": holder.email}
+    return {"subject_type": "group", "subject_id": holder.pk, "subject_repr": holder.name}
+
+
+def group_created(group: Group) -> AuditEntry:
+    return AuditEntry(action=Action.GROUP_CREATE, **_subject(group))
+
+
+def group_renamed(group: Group, *, old_name: str) -> AuditEntry:
+    return AuditEntry(action=Action.GROUP_RENAME, **_subject(group), target_repr=f"was {old_name}")
+
+
+def group_deleted(group: Group) -> AuditEntry:
+    return AuditEntry(action=Action.GROUP_DELETE, **_subject(group))
+
+
+def membership_changed(user: User, group: Group, *, added: bool) -> AuditEntry:
+    return AuditEntry(
+        action=Action.MEMBER_ADD if added else Action.MEMBER_REMOVE,
+        **_subject(user),
+        target_type="group",
+        target_id=group.pk,
+        target_repr=group.name,
+    )
+
+
+def model_permission_changed(holder: User | Group, permission: Permission, *, added: bool) -> AuditEntry:
+    """A model permission given to or taken from a user or a group
+    (``permission`` with its content type loaded)."""
+    if isinstance(holder, User):
+        action = Action.USER_PERM_ADD if added else Action.USER_PERM_REMOVE
+    else:
+        action = Action.GROUP_PERM_ADD if added else Action.GROUP_PERM_REMOVE
+    return AuditEntry(action=action, **_subject(holder), permission=label_of(permission))
+
+
+def object_permission_changed(row: Any, *, granted: bool, target_repr: str | None = None) -> AuditEntry:
+    """A row of a guardian direct foreign-key grant table (``user`` or
+    ``group``, ``permission`` and ``content_object_id``) created or deleted.
+
+    The permission's app label is the granted object's (guardian matches
+    permissions to objects by content type), so no content type is loaded.
+    ``target_repr`` is the object's name when the caller has it at hand.
+    """
+    holder = row.user if isinstance(row, UserObjectPermissionBase) else row.group
+    target_model = type(row)._meta.get_field("content_object").related_model._meta
+    return AuditEntry(
+        action=Action.OBJECT_GRANT if granted else Action.OBJECT_REVOKE,
+        **_subject(holder),
+        permission=permission_label(target_model.app_label, row.permission.codename),
+        target_type=target_model.label_lower,
+        target_id=row.content_object_id,
+        target_repr=target_repr or f"{target_model.verbose_name} #{row.content_object_id}",
+    )

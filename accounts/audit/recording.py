@@ -1,0 +1,63 @@
+"""Who the actor is, and the one writer of audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from accounts.models import AuditEntry, User
+
+# Called when an entry is recorded, not when the request starts: DRF
+# authenticates inside the view and writes its user back onto the request.
+_actor_of: ContextVar[Callable[[], Any] | None] = ContextVar("audit_actor", default=None)
+_suppressed: ContextVar[bool] = ContextVar("audit_suppressed", default=False)
+
+
+@contextmanager
+def actor_from(source: Callable[[], Any]) -> Iterator[None]:
+    """Within this block, the actor is whatever ``source()`` returns when an
+    entry is recorded (the middleware passes the request's user)."""
+    token = _actor_of.set(source)
+    try:
+        yield
+    finally:
+        _actor_of.reset(token)
+
+
+def acting_as(actor: User | None) -> Any:
+    """Within this block, ``actor`` made the changes (commands, tasks)."""
+    return actor_from(lambda: actor)
+
+
+def current_actor() -> User | None:
+    source = _actor_of.get()
+    actor = source() if source is not None else None
+    return actor if isinstance(actor, User) and actor.pk else None
+
+
+@contextmanager
+def recorded_by_caller() -> Iterator[None]:
+    """Within this block, signal receivers write nothing: the caller (a
+    service doing bulk work) records the entries itself, in one insert."""
+    token = _suppressed.set(True)
+    try:
+        yield
+    finally:
+        _suppressed.reset(token)
+
+
+def signals_active() -> bool:
+    return not _suppressed.get()
+
+
+def record(entries: Iterable[AuditEntry]) -> None:
+    """Write the entries in one insert, each with the current actor."""
+    actor = current_actor()
+    rows = list(entries)
+    for row in rows:
+        row.actor = actor
+        row.actor_repr = actor.email if actor else ""
+    if rows:
+        AuditEntry.objects.bulk_create(rows)
