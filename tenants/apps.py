@@ -6,4 +6,6 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
-        from tenants import cache  # noqa: F401  (connects cache invalidation)
+        # Connects the cache's model signals; it imports the models, which
+        # cannot be imported before the app registry is ready.
+        from tenants import cache  # noqa: F401, PLC0415
