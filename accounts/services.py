@@ -7,7 +7,7 @@ and tasks call them as the API does."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, transaction
@@ -19,61 +19,47 @@ from accounts.models import Customer, Profile, User
 from core.errors import ApplicationError, Conflict, duplicate_raises
 from tenants.models import Tenant
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 # --- users ---------------------------------------------------------------------------------
 
 
-def user_create(
-    *,
-    email: str,
-    username: str,
-    password: str | None,
-    first_name: str = "",
-    last_name: str = "",
-    is_active: bool = True,
-    is_staff: bool = False,
-    is_superuser: bool = False,
-) -> User:
-    """A user of the current schema; a taken email or username is a Conflict
-    naming the field, also when a concurrent write took it first."""
+class UserFields(TypedDict, total=False):
+    """What else a new user may be given."""
+
+    first_name: str
+    last_name: str
+    is_active: bool
+    is_staff: bool
+    is_superuser: bool
+
+
+class Names(TypedDict, total=False):
+    first_name: str
+    last_name: str
+
+
+def user_create(*, email: str, username: str, password: str | None, **fields: Unpack[UserFields]) -> User:
+    """A user of the current schema (active unless told otherwise); a taken
+    email or username is a Conflict naming the field, also when a concurrent
+    write took it first."""
     email = User.objects.normalize_email(email)
     try:
         with transaction.atomic():
-            return User.objects.create_user(
-                email=email,
-                username=username,
-                password=password,
-                first_name=first_name,
-                last_name=last_name,
-                is_active=is_active,
-                is_staff=is_staff,
-                is_superuser=is_superuser,
-            )
+            return User.objects.create_user(email=email, username=username, password=password, **fields)
     except IntegrityError:
         field = "email" if User.objects.email_taken(email) else "username"
         raise Conflict(f"A user with that {field} already exists.", field=field) from None
 
 
 def user_register(
-    *,
-    tenant: Tenant | None,
-    links: emails.LinkBase,
-    email: str,
-    username: str,
-    password: str,
-    first_name: str = "",
-    last_name: str = "",
+    *, tenant: Tenant | None, links: emails.LinkBase, email: str, username: str, password: str, **names: Unpack[Names]
 ) -> User:
     """Create a user of ``tenant``. Active at once unless the tenant requires
     activation, in which case an activation email goes out."""
     needs_activation = bool(tenant and tenant.require_activation)
-    user = user_create(
-        email=email,
-        username=username,
-        password=password,
-        first_name=first_name,
-        last_name=last_name,
-        is_active=not needs_activation,
-    )
+    user = user_create(email=email, username=username, password=password, is_active=not needs_activation, **names)
     if needs_activation:
         emails.send_after_commit(emails.build(emails.site_for(tenant, links), "activation", user))
     return user

@@ -251,18 +251,17 @@ class UserPermissionsView(APIView):
 
     @extend_schema(request=UserPermissionsSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        user = selectors.user_get(pk=pk)
-        data = UserPermissionsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.user_permissions_add(user=user, permissions=data.validated_data["permissions"])
-        return Response(selectors.user_permissions_summary(user=user))
+        return self._change(request, pk, services.user_permissions_add)
 
     @extend_schema(request=UserPermissionsSerializer)
     def delete(self, request: Request, pk: int) -> Response:
+        return self._change(request, pk, services.user_permissions_remove)
+
+    def _change(self, request: Request, pk: int, service: Callable[..., None]) -> Response:
         user = selectors.user_get(pk=pk)
         data = UserPermissionsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_permissions_remove(user=user, permissions=data.validated_data["permissions"])
+        service(user=user, permissions=data.validated_data["permissions"])
         return Response(selectors.user_permissions_summary(user=user))
 
 
