@@ -5,6 +5,8 @@ through the provisioning service, committed in the test database. Each test
 runs in a transaction that is rolled back (PostgreSQL DDL included), so a test
 may provision tenants freely. Tests that need real commits (concurrency) use
 ``committed`` and clean up after themselves.
+
+Fixtures only; what tests import lives in tests/helpers.py.
 """
 
 from __future__ import annotations
@@ -12,32 +14,21 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.test.utils import setup_databases, teardown_databases
 from rest_framework.test import APIClient
 
+from accounts.emails import wait_for_pending
+from accounts.services import user_create
 from tenants import cache as tenant_cache
 from tenants.db import connection
-
-PASSWORD = "Corr3ct-Horse-Battery"
-BASE = settings.TENANT_BASE_DOMAIN
-
-
-@dataclass(frozen=True)
-class DemoTenant:
-    slug: str
-    host: str
-    admin_email: str
-    password: str = PASSWORD
-
-
-ACME = DemoTenant("acme", f"acme.{BASE}", "admin@acme.test")
-GLOBEX = DemoTenant("globex", f"globex.{BASE}", "admin@globex.test")
-OPERATOR_EMAIL = "operator@platform.test"
+from tenants.models import Tenant
+from tenants.services import template_ensure, tenant_provision, tenant_purge
+from tests.helpers import ACME, GLOBEX, OPERATOR_EMAIL, PASSWORD, PLATFORM, admin_client
 
 
 def pytest_configure(config: Any) -> None:
@@ -64,11 +55,6 @@ def django_db_setup(
     """Always create the test database (pytest-django's own fixture creates it
     only for tests that ask for ``db``; ``committed`` tests do not), then the
     template, acme, globex and an operator."""
-    from django.test.utils import setup_databases, teardown_databases
-
-    from accounts.models import User
-    from tenants.services import template_ensure, tenant_provision
-
     verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
         db_cfg = setup_databases(
@@ -81,7 +67,7 @@ def django_db_setup(
             tenant_provision(
                 slug=demo.slug, name=demo.slug.title(), admin_email=demo.admin_email, admin_password=demo.password
             )
-        User.objects.create_superuser(email=OPERATOR_EMAIL, username="operator", password=PASSWORD)
+        user_create(email=OPERATOR_EMAIL, username="operator", password=PASSWORD, is_staff=True, is_superuser=True)
     yield
     if not django_db_keepdb:
         with django_db_blocker.unblock():
@@ -98,25 +84,9 @@ def _fresh_tenancy_state() -> Iterator[None]:
     tenant_cache.clear()
 
 
-def client_for(host: str) -> APIClient:
-    return APIClient(HTTP_HOST=host)
-
-
-def jwt_login(host: str, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = client_for(host).post("/api/auth/jwt/create/", {"email": email, "password": password}, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def authed(host: str, access: str, scheme: str = "Bearer") -> APIClient:
-    client = client_for(host)
-    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {access}")
-    return client
-
-
 @pytest.fixture
 def operator_client(db: None) -> APIClient:
-    return authed(BASE, jwt_login(BASE, OPERATOR_EMAIL)["access"])
+    return admin_client(PLATFORM)
 
 
 @pytest.fixture
@@ -125,9 +95,6 @@ def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[Callabl
 
     Depends on django_db_setup so the test database exists and is the one in
     use even when no other fixture of the test asks for the database."""
-    from tenants.models import Tenant
-    from tenants.services import tenant_purge
-
     created: list[str] = []
     with django_db_blocker.unblock():
         yield created.append
@@ -141,7 +108,6 @@ def deliver(django_capture_on_commit_callbacks: Any, mailoutbox: list[Any]) -> C
     """``with deliver() as outbox: <request>``: runs the on-commit hooks the
     request queued (the test transaction never commits) and waits until the
     emails they queued are handed to the locmem backend."""
-    from accounts.emails import wait_for_pending
 
     @contextlib.contextmanager
     def run() -> Iterator[list[Any]]:

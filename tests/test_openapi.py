@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import ACME, BASE, client_for
+from tests.helpers import ACME, BASE, api_client
 
 
 @pytest.mark.parametrize(
@@ -13,7 +13,7 @@ from tests.conftest import ACME, BASE, client_for
     ],
 )
 def test_schema_lists_the_hosts_own_endpoints(db, host, present, absent):
-    response = client_for(host).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    response = api_client(host).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
@@ -23,7 +23,7 @@ def test_schema_lists_the_hosts_own_endpoints(db, host, present, absent):
 
 
 def test_swagger_ui_needs_no_internet(db):
-    page = client_for(ACME.host).get("/api/docs/")
+    page = api_client(ACME.host).get("/api/docs/")
     assert page.status_code == 200
     assert b"swagger-ui" in page.content
     assert b"cdn.jsdelivr" not in page.content

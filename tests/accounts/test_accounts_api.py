@@ -13,14 +13,24 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from accounts.models import Customer, Profile, User
-from tests.accounts.helpers import assert_json_error as error
-from tests.accounts.helpers import logged_in
-from tests.conftest import ACME, GLOBEX, PASSWORD, DemoTenant, authed, client_for, jwt_login
+from tests.helpers import (
+    ACME,
+    AUDIT,
+    GLOBEX,
+    PASSWORD,
+    DemoTenant,
+    admin_client,
+    admin_id,
+    api_client,
+    assert_error,
+    jwt_login,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +40,6 @@ CUSTOMERS = "/api/customers/"
 CUSTOMER_ME = "/api/customers/me/"
 GROUPS = "/api/groups/"
 PERMISSIONS = "/api/permissions/"
-AUDIT = "/api/audit/"
 LOGIN = "/api/auth/jwt/create/"
 REGISTER = "/api/auth/users/"
 RESET_PASSWORD = "/api/auth/users/reset_password/"
@@ -47,47 +56,10 @@ def user_permissions_url(pk: Any) -> str:
     return f"/api/users/{pk}/permissions/"
 
 
-def make_user(tenant: DemoTenant = ACME, *, prefix: str = "user") -> User:
-    n = next(_seq)
-    with schema_context(tenant.slug):
-        return User.objects.create_user(
-            email=f"{prefix}{n}@{tenant.slug}.test", username=f"{prefix}{n}", password=PASSWORD
-        )
-
-
-def admin_id(tenant: DemoTenant = ACME) -> int:
-    with schema_context(tenant.slug):
-        return User.objects.get(email__iexact=tenant.admin_email).pk
-
-
-def client_of(tenant: DemoTenant, email: str) -> APIClient:
-    return logged_in(tenant.host, email)
-
-
-def admin_client(tenant: DemoTenant = ACME) -> APIClient:
-    return client_of(tenant, tenant.admin_email)
-
-
-def user_client(user: User, tenant: DemoTenant = ACME) -> APIClient:
-    return client_of(tenant, user.email)
-
-
-def anon(tenant: DemoTenant = ACME) -> APIClient:
-    return client_for(tenant.host)
-
-
 def caller(path: str, tenant: DemoTenant = ACME) -> APIClient:
     """A client allowed to call ``path``: anyone, except for reset_email, which
     the seed gives to authenticated users only (here a fresh plain user)."""
-    return user_client(make_user(tenant, prefix="caller"), tenant) if path == RESET_EMAIL else anon(tenant)
-
-
-def field_error(response: Any, field: str, status: int = 400) -> dict[str, Any]:
-    body = error(response, status)
-    assert field in body.get("errors", {}), body
-    assert body["errors"][field], body
-    assert all(isinstance(m, str) for m in body["errors"][field]), body
-    return body
+    return api_client(tenant, user=make_user(tenant, prefix="caller")) if path == RESET_EMAIL else api_client(tenant)
 
 
 def raw(client: APIClient, method: str, path: str, body: str) -> Any:
@@ -105,18 +77,20 @@ def results(response: Any) -> list[dict[str, Any]]:
 
 
 def test_profile_anonymous_is_401_everywhere() -> None:
-    client = anon()
-    error(client.get(PROFILES), 401)
-    error(client.post(PROFILES, {"bio": "x"}, format="json"), 401)
+    client = api_client()
+    assert_error(client.get(PROFILES), 401)
+    assert_error(client.post(PROFILES, {"bio": "x"}, format="json"), 401)
     for method in ("get", "put", "patch"):
-        error(getattr(client, method)(PROFILE_ME, {"bio": "x"}, format="json"), 401)
+        assert_error(getattr(client, method)(PROFILE_ME, {"bio": "x"}, format="json"), 401)
     with schema_context(ACME.slug):
         assert not Profile.objects.exists()
 
 
 def test_profile_create_takes_the_user_from_the_request_and_ignores_a_user_field() -> None:
     alice, bob = make_user(), make_user()
-    response = user_client(alice).post(PROFILES, {"dob": "1990-05-17", "bio": "hello", "user": bob.pk}, format="json")
+    response = api_client(ACME, user=alice).post(
+        PROFILES, {"dob": "1990-05-17", "bio": "hello", "user": bob.pk}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert response.json() == {"dob": "1990-05-17", "bio": "hello"}
     with schema_context(ACME.slug):
@@ -128,9 +102,9 @@ def test_profile_create_takes_the_user_from_the_request_and_ignores_a_user_field
 
 def test_profile_second_create_is_409_and_changes_nothing() -> None:
     alice = make_user()
-    client = user_client(alice)
+    client = api_client(ACME, user=alice)
     assert client.post(PROFILES, {"bio": "first"}, format="json").status_code == 201
-    body = error(client.post(PROFILES, {"bio": "second"}, format="json"), 409)
+    body = assert_error(client.post(PROFILES, {"bio": "second"}, format="json"), 409)
     assert body["code"] == "conflict"
     with schema_context(ACME.slug):
         assert list(Profile.objects.filter(user=alice).values_list("bio", flat=True)) == ["first"]
@@ -140,11 +114,11 @@ def test_profile_list_shows_only_the_callers_own_profile() -> None:
     alice, bob = make_user(), make_user()
     with schema_context(ACME.slug):
         Profile.objects.create(user=bob, bio="bob's secret")
-    alice_client = user_client(alice)
+    alice_client = api_client(ACME, user=alice)
     assert results(alice_client.get(PROFILES)) == []  # bob's exists, alice has none
     assert alice_client.post(PROFILES, {"bio": "alice"}, format="json").status_code == 201
     assert results(alice_client.get(PROFILES)) == [{"dob": None, "bio": "alice"}]
-    assert results(user_client(bob).get(PROFILES)) == [{"dob": None, "bio": "bob's secret"}]
+    assert results(api_client(ACME, user=bob).get(PROFILES)) == [{"dob": None, "bio": "bob's secret"}]
     # The admin is no exception: the list is "my profile", not "all profiles".
     assert results(admin_client().get(PROFILES)) == []
 
@@ -153,7 +127,7 @@ def test_profile_me_get_put_patch() -> None:
     alice, bob = make_user(), make_user()
     with schema_context(ACME.slug):
         Profile.objects.create(user=bob, bio="bob")
-    client = user_client(alice)
+    client = api_client(ACME, user=alice)
 
     response = client.get(PROFILE_ME)
     assert response.status_code == 200, response.content
@@ -174,7 +148,7 @@ def test_profile_me_get_put_patch() -> None:
         assert Profile.objects.filter(user=alice).count() == 1
 
     # A second POST after /me created the profile is a conflict too.
-    error(client.post(PROFILES, {"bio": "again"}, format="json"), 409)
+    assert_error(client.post(PROFILES, {"bio": "again"}, format="json"), 409)
 
 
 @pytest.mark.parametrize(
@@ -192,24 +166,24 @@ def test_profile_me_get_put_patch() -> None:
     ],
 )
 def test_profile_bad_fields_are_400_naming_the_field(body: dict[str, Any], field: str) -> None:
-    client = user_client(make_user())
-    field_error(client.post(PROFILES, body, format="json"), field)
+    client = api_client(ACME, user=make_user())
+    assert_error(client.post(PROFILES, body, format="json"), 400, field=field)
     for method in ("put", "patch"):
-        field_error(getattr(client, method)(PROFILE_ME, body, format="json"), field)
+        assert_error(getattr(client, method)(PROFILE_ME, body, format="json"), 400, field=field)
     with schema_context(ACME.slug):
         assert not Profile.objects.exists()
 
 
 def test_profile_bio_at_the_limit_is_accepted() -> None:
-    client = user_client(make_user())
+    client = api_client(ACME, user=make_user())
     assert client.post(PROFILES, {"bio": "x" * 5000}, format="json").status_code == 201
 
 
 @pytest.mark.parametrize(("method", "path"), [("post", PROFILES), ("put", PROFILE_ME), ("patch", PROFILE_ME)])
 @pytest.mark.parametrize("body", ['{"bio": ', "not json", "[1, 2]", '"a string"', "null"])
 def test_profile_malformed_bodies_are_400(method: str, path: str, body: str) -> None:
-    client = user_client(make_user())
-    error(raw(client, method, path, body), 400)
+    client = api_client(ACME, user=make_user())
+    assert_error(raw(client, method, path, body), 400)
 
 
 # --- customers -----------------------------------------------------------------------------------------------
@@ -245,7 +219,7 @@ def test_customer_crud_for_admins() -> None:
     assert response.json()["phone"] == "42"
 
     assert admin.delete(f"{CUSTOMERS}{cid}/").status_code == 204
-    error(admin.get(f"{CUSTOMERS}{cid}/"), 404)
+    assert_error(admin.get(f"{CUSTOMERS}{cid}/"), 404)
     with schema_context(ACME.slug):
         assert not Customer.objects.exists()
         assert User.objects.filter(pk=alice.pk).exists()  # deleting the customer keeps the user
@@ -256,13 +230,13 @@ def test_customer_crud_is_403_for_a_plain_user_and_401_for_anonymous() -> None:
     with schema_context(ACME.slug):
         cid = Customer.objects.create(user=bob).pk
     detail = f"{CUSTOMERS}{cid}/"
-    for client, status in ((user_client(alice), 403), (user_client(bob), 403), (anon(), 401)):
-        error(client.get(CUSTOMERS), status)
-        error(client.post(CUSTOMERS, {"user": alice.pk}, format="json"), status)
-        error(client.get(detail), status)  # even bob, whose customer it is: /me is his way in
-        error(client.put(detail, {"user": bob.pk, "phone": "1"}, format="json"), status)
-        error(client.patch(detail, {"phone": "1"}, format="json"), status)
-        error(client.delete(detail), status)
+    for client, status in ((api_client(ACME, user=alice), 403), (api_client(ACME, user=bob), 403), (api_client(), 401)):
+        assert_error(client.get(CUSTOMERS), status)
+        assert_error(client.post(CUSTOMERS, {"user": alice.pk}, format="json"), status)
+        assert_error(client.get(detail), status)  # even bob, whose customer it is: /me is his way in
+        assert_error(client.put(detail, {"user": bob.pk, "phone": "1"}, format="json"), status)
+        assert_error(client.patch(detail, {"phone": "1"}, format="json"), status)
+        assert_error(client.delete(detail), status)
     with schema_context(ACME.slug):
         assert Customer.objects.get().phone == ""
         assert not Customer.objects.filter(user=alice).exists()
@@ -270,7 +244,7 @@ def test_customer_crud_is_403_for_a_plain_user_and_401_for_anonymous() -> None:
 
 def test_customer_me_is_created_on_first_use_and_never_changes_its_user() -> None:
     alice, bob = make_user(), make_user()
-    client = user_client(alice)
+    client = api_client(ACME, user=alice)
     with schema_context(ACME.slug):
         assert not Customer.objects.filter(user=alice).exists()
 
@@ -300,7 +274,7 @@ def test_customer_me_is_created_on_first_use_and_never_changes_its_user() -> Non
 
 def test_customer_me_put_creates_on_first_use_too() -> None:
     alice = make_user()
-    response = user_client(alice).put(CUSTOMER_ME, {"phone": "1"}, format="json")
+    response = api_client(ACME, user=alice).put(CUSTOMER_ME, {"phone": "1"}, format="json")
     assert response.status_code == 200, response.content
     with schema_context(ACME.slug):
         assert Customer.objects.get(user=alice).phone == "1"
@@ -310,15 +284,21 @@ def test_customer_me_for_admins_too_and_401_for_anonymous() -> None:
     response = admin_client().get(CUSTOMER_ME)
     assert response.status_code == 200, response.content
     assert response.json()["user"] == admin_id()
-    error(anon().get(CUSTOMER_ME), 401)
-    error(anon().put(CUSTOMER_ME, {"phone": "1"}, format="json"), 401)
+    assert_error(api_client().get(CUSTOMER_ME), 401)
+    assert_error(api_client().put(CUSTOMER_ME, {"phone": "1"}, format="json"), 401)
 
 
 def test_customer_invalid_membership_is_400_naming_it() -> None:
     alice = make_user()
     admin = admin_client()
-    field_error(admin.post(CUSTOMERS, {"user": alice.pk, "membership": "platinum"}, format="json"), "membership")
-    field_error(user_client(alice).put(CUSTOMER_ME, {"membership": "platinum"}, format="json"), "membership")
+    assert_error(
+        admin.post(CUSTOMERS, {"user": alice.pk, "membership": "platinum"}, format="json"), 400, field="membership"
+    )
+    assert_error(
+        api_client(ACME, user=alice).put(CUSTOMER_ME, {"membership": "platinum"}, format="json"),
+        400,
+        field="membership",
+    )
     with schema_context(ACME.slug):
         assert Customer.objects.get(user=alice).membership == "bronze"  # /me created it, the PUT changed nothing
 
@@ -327,7 +307,7 @@ def test_customer_duplicate_for_a_user_is_409() -> None:
     alice = make_user()
     admin = admin_client()
     assert admin.post(CUSTOMERS, {"user": alice.pk}, format="json").status_code == 201
-    body = error(admin.post(CUSTOMERS, {"user": alice.pk}, format="json"), 409)
+    body = assert_error(admin.post(CUSTOMERS, {"user": alice.pk}, format="json"), 409)
     assert "user" in body.get("errors", {}), body
     with schema_context(ACME.slug):
         assert Customer.objects.filter(user=alice).count() == 1
@@ -338,7 +318,7 @@ def test_customer_moving_to_a_user_who_already_is_one_is_409_not_500() -> None:
     admin = admin_client()
     a = admin.post(CUSTOMERS, {"user": alice.pk}, format="json").json()["id"]
     admin.post(CUSTOMERS, {"user": bob.pk}, format="json")
-    body = error(admin.patch(f"{CUSTOMERS}{a}/", {"user": bob.pk}, format="json"), 409)
+    body = assert_error(admin.patch(f"{CUSTOMERS}{a}/", {"user": bob.pk}, format="json"), 409)
     assert "user" in body.get("errors", {}), body
     # The request failed cleanly: the connection is still usable and nothing moved.
     assert admin.get(f"{CUSTOMERS}{a}/").json()["user"] == alice.pk
@@ -364,13 +344,13 @@ def test_customer_wrong_types_are_400_naming_the_field(body: dict[str, Any], fie
     alice = make_user()
     admin = admin_client()
     full = {"user": alice.pk, **body}
-    field_error(admin.post(CUSTOMERS, full, format="json"), field)
+    assert_error(admin.post(CUSTOMERS, full, format="json"), 400, field=field)
     with schema_context(ACME.slug):
         cid = Customer.objects.create(user=alice).pk
-    field_error(admin.put(f"{CUSTOMERS}{cid}/", full, format="json"), field)
-    field_error(admin.patch(f"{CUSTOMERS}{cid}/", body, format="json"), field)
+    assert_error(admin.put(f"{CUSTOMERS}{cid}/", full, format="json"), 400, field=field)
+    assert_error(admin.patch(f"{CUSTOMERS}{cid}/", body, format="json"), 400, field=field)
     if field != "user":  # /me ignores user
-        field_error(user_client(alice).put(CUSTOMER_ME, body, format="json"), field)
+        assert_error(api_client(ACME, user=alice).put(CUSTOMER_ME, body, format="json"), 400, field=field)
 
 
 @pytest.mark.parametrize("body", ['{"user": ', "not json", "[1, 2]", '"a string"', "null"])
@@ -379,22 +359,22 @@ def test_customer_malformed_bodies_are_400(body: str) -> None:
     admin = admin_client()
     with schema_context(ACME.slug):
         cid = Customer.objects.create(user=alice).pk
-    error(raw(admin, "post", CUSTOMERS, body), 400)
-    error(raw(admin, "put", f"{CUSTOMERS}{cid}/", body), 400)
-    error(raw(admin, "patch", f"{CUSTOMERS}{cid}/", body), 400)
-    error(raw(user_client(alice), "put", CUSTOMER_ME, body), 400)
+    assert_error(raw(admin, "post", CUSTOMERS, body), 400)
+    assert_error(raw(admin, "put", f"{CUSTOMERS}{cid}/", body), 400)
+    assert_error(raw(admin, "patch", f"{CUSTOMERS}{cid}/", body), 400)
+    assert_error(raw(api_client(ACME, user=alice), "put", CUSTOMER_ME, body), 400)
 
 
 @pytest.mark.parametrize("pk", ["abc", "0", "-1", "99999999999999999999999", "1.5"])
 def test_customer_odd_ids_are_404(pk: str) -> None:
-    error(admin_client().get(f"{CUSTOMERS}{pk}/"), 404)
+    assert_error(admin_client().get(f"{CUSTOMERS}{pk}/"), 404)
 
 
 # --- groups and permissions ------------------------------------------------------------------------------------
 
 
 def test_permissions_list_is_app_label_codename_of_assignable_apps_only() -> None:
-    response = user_client(make_user()).get(PERMISSIONS)
+    response = api_client(ACME, user=make_user()).get(PERMISSIONS)
     assert response.status_code == 200, response.content
     entries = response.json()
     assert isinstance(entries, list)
@@ -410,7 +390,7 @@ def test_permissions_list_is_app_label_codename_of_assignable_apps_only() -> Non
         assert codename, entry
         assert entry["name"], entry
     assert len(set(codenames)) == len(codenames)
-    error(anon().get(PERMISSIONS), 401)
+    assert_error(api_client().get(PERMISSIONS), 401)
 
 
 def test_group_crud_by_admin_with_permissions_and_users() -> None:
@@ -451,7 +431,7 @@ def test_group_crud_by_admin_with_permissions_and_users() -> None:
         assert not User.objects.get(pk=alice.pk).has_perm("accounts.change_customer")
 
     assert admin.delete(f"{GROUPS}{gid}/").status_code == 204
-    error(admin.get(f"{GROUPS}{gid}/"), 404)
+    assert_error(admin.get(f"{GROUPS}{gid}/"), 404)
     with schema_context(ACME.slug):
         assert not Group.objects.filter(pk=gid).exists()
 
@@ -460,18 +440,18 @@ def test_groups_readable_by_users_writable_only_by_admins() -> None:
     alice = make_user()
     with schema_context(ACME.slug):
         gid = Group.objects.create(name="Readers").pk
-    client = user_client(alice)
+    client = api_client(ACME, user=alice)
     assert any(g["name"] == "Readers" for g in results(client.get(GROUPS)))
     assert client.get(f"{GROUPS}{gid}/").json()["name"] == "Readers"
-    error(client.post(GROUPS, {"name": "Mine", "users": [alice.pk]}, format="json"), 403)
-    error(client.put(f"{GROUPS}{gid}/", {"name": "Hacked"}, format="json"), 403)
-    error(client.patch(f"{GROUPS}{gid}/", {"users": [alice.pk]}, format="json"), 403)
-    error(client.delete(f"{GROUPS}{gid}/"), 403)
-    nobody = anon()
-    error(nobody.get(GROUPS), 401)
-    error(nobody.get(f"{GROUPS}{gid}/"), 401)
-    error(nobody.post(GROUPS, {"name": "Anon"}, format="json"), 401)
-    error(nobody.delete(f"{GROUPS}{gid}/"), 401)
+    assert_error(client.post(GROUPS, {"name": "Mine", "users": [alice.pk]}, format="json"), 403)
+    assert_error(client.put(f"{GROUPS}{gid}/", {"name": "Hacked"}, format="json"), 403)
+    assert_error(client.patch(f"{GROUPS}{gid}/", {"users": [alice.pk]}, format="json"), 403)
+    assert_error(client.delete(f"{GROUPS}{gid}/"), 403)
+    nobody = api_client()
+    assert_error(nobody.get(GROUPS), 401)
+    assert_error(nobody.get(f"{GROUPS}{gid}/"), 401)
+    assert_error(nobody.post(GROUPS, {"name": "Anon"}, format="json"), 401)
+    assert_error(nobody.delete(f"{GROUPS}{gid}/"), 401)
     with schema_context(ACME.slug):
         assert list(Group.objects.values_list("name", flat=True)) == ["Readers"]
         assert not Group.objects.get(pk=gid).user_set.exists()
@@ -504,13 +484,17 @@ def test_groups_readable_by_users_writable_only_by_admins() -> None:
 )
 def test_group_unknown_or_malformed_permission_is_400_naming_permissions(permissions: Any) -> None:
     admin = admin_client()
-    field_error(admin.post(GROUPS, {"name": "Bad", "permissions": permissions}, format="json"), "permissions")
+    assert_error(
+        admin.post(GROUPS, {"name": "Bad", "permissions": permissions}, format="json"), 400, field="permissions"
+    )
     with schema_context(ACME.slug):
         assert not Group.objects.filter(name="Bad").exists()
         gid = Group.objects.create(name="Existing").pk
-    field_error(admin.patch(f"{GROUPS}{gid}/", {"permissions": permissions}, format="json"), "permissions")
-    field_error(
-        admin.put(f"{GROUPS}{gid}/", {"name": "Existing", "permissions": permissions}, format="json"), "permissions"
+    assert_error(admin.patch(f"{GROUPS}{gid}/", {"permissions": permissions}, format="json"), 400, field="permissions")
+    assert_error(
+        admin.put(f"{GROUPS}{gid}/", {"name": "Existing", "permissions": permissions}, format="json"),
+        400,
+        field="permissions",
     )
     with schema_context(ACME.slug):
         assert not Group.objects.get(pk=gid).permissions.exists()
@@ -521,11 +505,11 @@ def test_group_duplicate_name_is_409_naming_name() -> None:
     assert admin.post(GROUPS, {"name": "Ops"}, format="json").status_code == 201
     response = admin.post(GROUPS, {"name": "Ops"}, format="json")
     assert response.status_code in (400, 409), response.content
-    field_error(response, "name", response.status_code)
+    assert_error(response, response.status_code, field="name")
     other = admin.post(GROUPS, {"name": "Dev"}, format="json").json()["id"]
     response = admin.patch(f"{GROUPS}{other}/", {"name": "Ops"}, format="json")
     assert response.status_code in (400, 409), response.content
-    field_error(response, "name", response.status_code)
+    assert_error(response, response.status_code, field="name")
     # The failed requests left the connection usable and nothing renamed.
     assert admin.get(f"{GROUPS}{other}/").json()["name"] == "Dev"
 
@@ -533,11 +517,11 @@ def test_group_duplicate_name_is_409_naming_name() -> None:
 @pytest.mark.parametrize("users", [[987_654_321], ["abc"], [True], [None], [2**70], [[1]], "1", 1, None, [{"id": 1}]])
 def test_group_unknown_or_malformed_user_is_400_naming_users(users: Any) -> None:
     admin = admin_client()
-    field_error(admin.post(GROUPS, {"name": "Bad", "users": users}, format="json"), "users")
+    assert_error(admin.post(GROUPS, {"name": "Bad", "users": users}, format="json"), 400, field="users")
     with schema_context(ACME.slug):
         assert not Group.objects.filter(name="Bad").exists()
         gid = Group.objects.create(name="Existing").pk
-    field_error(admin.patch(f"{GROUPS}{gid}/", {"users": users}, format="json"), "users")
+    assert_error(admin.patch(f"{GROUPS}{gid}/", {"users": users}, format="json"), 400, field="users")
 
 
 def test_group_users_of_another_tenant_are_unknown() -> None:
@@ -545,7 +529,9 @@ def test_group_users_of_another_tenant_are_unknown() -> None:
     with schema_context(ACME.slug):
         acme_ids = set(User.objects.values_list("pk", flat=True))
     assert globex_user.pk not in acme_ids  # the id must not happen to name an acme user too
-    field_error(admin_client().post(GROUPS, {"name": "X", "users": [globex_user.pk]}, format="json"), "users")
+    assert_error(
+        admin_client().post(GROUPS, {"name": "X", "users": [globex_user.pk]}, format="json"), 400, field="users"
+    )
 
 
 @pytest.mark.parametrize(
@@ -561,14 +547,14 @@ def test_group_users_of_another_tenant_are_unknown() -> None:
 )
 def test_group_bad_name_is_400_naming_name(body: dict[str, Any], field: str) -> None:
     admin = admin_client()
-    field_error(admin.post(GROUPS, body, format="json"), field)
+    assert_error(admin.post(GROUPS, body, format="json"), 400, field=field)
     with schema_context(ACME.slug):
         gid = Group.objects.create(name="Existing").pk
-    field_error(admin.patch(f"{GROUPS}{gid}/", body, format="json"), field)
+    assert_error(admin.patch(f"{GROUPS}{gid}/", body, format="json"), 400, field=field)
 
 
 def test_group_missing_name_is_400_naming_name() -> None:
-    field_error(admin_client().post(GROUPS, {"permissions": []}, format="json"), "name")
+    assert_error(admin_client().post(GROUPS, {"permissions": []}, format="json"), 400, field="name")
 
 
 @pytest.mark.parametrize("body", ['{"name": ', "not json", "[1, 2]", '"a string"', "null"])
@@ -576,9 +562,9 @@ def test_group_malformed_bodies_are_400(body: str) -> None:
     admin = admin_client()
     with schema_context(ACME.slug):
         gid = Group.objects.create(name="Existing").pk
-    error(raw(admin, "post", GROUPS, body), 400)
-    error(raw(admin, "put", f"{GROUPS}{gid}/", body), 400)
-    error(raw(admin, "patch", f"{GROUPS}{gid}/", body), 400)
+    assert_error(raw(admin, "post", GROUPS, body), 400)
+    assert_error(raw(admin, "put", f"{GROUPS}{gid}/", body), 400)
+    assert_error(raw(admin, "patch", f"{GROUPS}{gid}/", body), 400)
 
 
 def test_product_managers_example_through_the_api_alone() -> None:
@@ -611,11 +597,11 @@ def test_product_managers_example_through_the_api_alone() -> None:
         assert not fresh.has_perm("accounts.delete_customer")
 
     # John, a plain member, may read the group he is in, but not change it.
-    john_client = user_client(john)
+    john_client = api_client(ACME, user=john)
     seen = john_client.get(f"{GROUPS}{gid}/").json()
     assert seen["name"] == "ProductManagers"
     assert "users" not in seen  # member ids are for admins (no probing users/{id}/)
-    error(
+    assert_error(
         john_client.patch(f"{GROUPS}{gid}/", {"permissions": [*wanted, "accounts.delete_customer"]}, format="json"), 403
     )
 
@@ -632,7 +618,7 @@ def test_groups_and_permissions_are_per_tenant() -> None:
     assert globex.post(GROUPS, {"name": "AcmeOnly"}, format="json").status_code == 201
     # An acme token does not work on globex.
     acme_access = jwt_login(ACME.host, ACME.admin_email)["access"]
-    error(authed(GLOBEX.host, acme_access).get(GROUPS), 401)
+    assert_error(api_client(GLOBEX, token=acme_access).get(GROUPS), 401)
 
 
 # --- per-user model permissions ----------------------------------------------------------------------------------
@@ -665,10 +651,10 @@ def test_user_permissions_forbidden_to_users_and_anonymous() -> None:
     alice, bob = make_user(), make_user()
     url = user_permissions_url(alice.pk)
     body = {"permissions": ["accounts.view_customer"]}
-    for client, status in ((user_client(alice), 403), (user_client(bob), 403), (anon(), 401)):
-        error(client.get(url), status)
-        error(client.post(url, body, format="json"), status)
-        error(client.delete(url, body, format="json"), status)
+    for client, status in ((api_client(ACME, user=alice), 403), (api_client(ACME, user=bob), 403), (api_client(), 401)):
+        assert_error(client.get(url), status)
+        assert_error(client.post(url, body, format="json"), status)
+        assert_error(client.delete(url, body, format="json"), status)
     with schema_context(ACME.slug):
         assert not User.objects.get(pk=alice.pk).user_permissions.exists()
 
@@ -676,8 +662,8 @@ def test_user_permissions_forbidden_to_users_and_anonymous() -> None:
 @pytest.mark.parametrize("pk", ["987654321", "abc", "0", "-1", "99999999999999999999999"])
 def test_user_permissions_unknown_user_is_404(pk: str) -> None:
     admin = admin_client()
-    error(admin.get(user_permissions_url(pk)), 404)
-    error(admin.post(user_permissions_url(pk), {"permissions": ["accounts.view_customer"]}, format="json"), 404)
+    assert_error(admin.get(user_permissions_url(pk)), 404)
+    assert_error(admin.post(user_permissions_url(pk), {"permissions": ["accounts.view_customer"]}, format="json"), 404)
 
 
 @pytest.mark.parametrize(
@@ -695,16 +681,16 @@ def test_user_permissions_unknown_user_is_404(pk: str) -> None:
 def test_user_permissions_bad_body_is_400_naming_permissions(body: dict[str, Any]) -> None:
     alice = make_user()
     admin = admin_client()
-    field_error(admin.post(user_permissions_url(alice.pk), body, format="json"), "permissions")
-    field_error(admin.delete(user_permissions_url(alice.pk), body, format="json"), "permissions")
+    assert_error(admin.post(user_permissions_url(alice.pk), body, format="json"), 400, field="permissions")
+    assert_error(admin.delete(user_permissions_url(alice.pk), body, format="json"), 400, field="permissions")
 
 
 @pytest.mark.parametrize("body", ['{"permissions": ', "not json", "[1, 2]", '"a string"', "null"])
 def test_user_permissions_malformed_bodies_are_400(body: str) -> None:
     alice = make_user()
     admin = admin_client()
-    error(raw(admin, "post", user_permissions_url(alice.pk), body), 400)
-    error(raw(admin, "delete", user_permissions_url(alice.pk), body), 400)
+    assert_error(raw(admin, "post", user_permissions_url(alice.pk), body), 400)
+    assert_error(raw(admin, "delete", user_permissions_url(alice.pk), body), 400)
 
 
 # --- audit ---------------------------------------------------------------------------------------------------------
@@ -716,8 +702,8 @@ def audit(client: APIClient, query: str = "") -> list[dict[str, Any]]:
 
 def test_audit_is_for_admins_only() -> None:
     alice = make_user()
-    error(user_client(alice).get(AUDIT), 403)
-    error(anon().get(AUDIT), 401)
+    assert_error(api_client(ACME, user=alice).get(AUDIT), 403)
+    assert_error(api_client().get(AUDIT), 401)
     assert admin_client().get(AUDIT).status_code == 200
 
 
@@ -784,8 +770,6 @@ def test_audit_records_orm_membership_and_permission_changes_without_an_actor() 
         user.groups.remove(group)
         group.user_set.add(user)
         group.user_set.clear()
-        from django.contrib.auth.models import Permission
-
         perm = Permission.objects.get(content_type__app_label="accounts", codename="view_customer")
         user.user_permissions.add(perm)
         perm.user_set.remove(user)
@@ -857,7 +841,7 @@ def test_audit_filters_by_actor_subject_and_action() -> None:
 )
 def test_audit_bad_filters_are_400(query: str) -> None:
     admin = admin_client()
-    body = error(admin.get(f"{AUDIT}{query}"), 400)
+    body = assert_error(admin.get(f"{AUDIT}{query}"), 400)
     assert body.get("errors"), body
 
 
@@ -882,7 +866,7 @@ def test_audit_is_paginated() -> None:
     ids_2 = [e["id"] for e in second["results"]]
     assert not set(ids_1) & set(ids_2)
     assert min(ids_1) > max(ids_2)
-    error(admin.get(f"{AUDIT}?page=999"), 404)
+    assert_error(admin.get(f"{AUDIT}?page=999"), 404)
 
 
 def test_audit_of_globex_shows_nothing_of_acme() -> None:
@@ -901,7 +885,7 @@ def test_audit_of_globex_shows_nothing_of_acme() -> None:
     assert all((e["actor"] or {}).get("email") != ACME.admin_email for e in after["results"])
     # And an acme admin's token is refused on globex's log outright.
     acme_access = jwt_login(ACME.host, ACME.admin_email)["access"]
-    error(authed(GLOBEX.host, acme_access).get(AUDIT), 401)
+    assert_error(api_client(GLOBEX, token=acme_access).get(AUDIT), 401)
 
 
 # --- throttling --------------------------------------------------------------------------------------------------
@@ -924,7 +908,7 @@ def rates(settings: Any) -> Callable[..., None]:
 
 
 def throttled(response: Any) -> None:
-    body = error(response, 429)
+    body = assert_error(response, 429)
     assert body["code"] == "throttled", body
     retry = response.headers.get("Retry-After")
     assert retry is not None, dict(response.headers)
@@ -934,7 +918,7 @@ def throttled(response: Any) -> None:
 
 def login(tenant: DemoTenant, email: str, password: str = PASSWORD, ip: str = "10.0.0.1", **extra: Any) -> Any:
     body = {"email": email, "password": password, **extra}
-    return client_for(tenant.host).post(LOGIN, body, format="json", REMOTE_ADDR=ip)
+    return api_client(tenant).post(LOGIN, body, format="json", REMOTE_ADDR=ip)
 
 
 def test_login_is_throttled_per_ip(rates: Callable[..., None]) -> None:
@@ -952,7 +936,7 @@ def test_login_is_throttled_per_account_across_ips(rates: Callable[..., None]) -
     rates(login_account="3/min")
     alice, bob = make_user(), make_user()
     for n in range(3):
-        error(login(ACME, alice.email, password=f"guess{n}", ip=f"10.1.0.{n}"), 401)
+        assert_error(login(ACME, alice.email, password=f"guess{n}", ip=f"10.1.0.{n}"), 401)
     throttled(login(ACME, alice.email, ip="10.1.0.99"))  # a fresh IP, the right password: still 429
     throttled(login(ACME, alice.email.upper(), ip="10.1.0.98"))  # the account, not its spelling
     throttled(login(ACME, f"  {alice.email} ", ip="10.1.0.97"))
@@ -963,12 +947,12 @@ def test_login_by_username_counts_against_the_account(rates: Callable[..., None]
     rates(login_account="2/min")
     alice = make_user()
     for n in range(2):
-        response = client_for(ACME.host).post(
+        response = api_client(ACME).post(
             LOGIN, {"username": alice.username, "password": f"guess{n}"}, format="json", REMOTE_ADDR=f"10.2.0.{n}"
         )
-        error(response, 401)
+        assert_error(response, 401)
     throttled(
-        client_for(ACME.host).post(
+        api_client(ACME).post(
             LOGIN, {"username": alice.username, "password": PASSWORD}, format="json", REMOTE_ADDR="10.2.0.50"
         )
     )
@@ -993,7 +977,7 @@ def test_registration_is_throttled_per_ip_and_tenant(rates: Callable[..., None])
     def register(tenant: DemoTenant, ip: str = "10.3.0.1") -> Any:
         n = next(_seq)
         body = {"email": f"new{n}@example.test", "username": f"new{n}", "password": "Another-Long-Pass-42"}
-        return client_for(tenant.host).post(REGISTER, body, format="json", REMOTE_ADDR=ip)
+        return api_client(tenant).post(REGISTER, body, format="json", REMOTE_ADDR=ip)
 
     for _ in range(2):
         assert register(ACME).status_code == 201
@@ -1014,7 +998,7 @@ def test_reset_endpoints_are_throttled_per_ip(rates: Callable[..., None]) -> Non
         throttled(clients[path].post(path, {"email": "fresh@example.test"}, format="json", REMOTE_ADDR="10.4.0.1"))
     # Being logged in buys no extra budget: a second authenticated caller on that IP is spent too.
     throttled(caller(RESET_EMAIL).post(RESET_EMAIL, {"email": "x@example.test"}, format="json", REMOTE_ADDR="10.4.0.1"))
-    client = client_for(ACME.host)
+    client = api_client(ACME)
     assert (
         client.post(RESET_PASSWORD, {"email": "x@example.test"}, format="json", REMOTE_ADDR="10.4.0.2").status_code
         == 204
@@ -1053,7 +1037,7 @@ def test_default_rates_do_not_throttle_ordinary_use() -> None:
 @pytest.mark.parametrize("path", [LOGIN, REGISTER, RESET_PASSWORD, RESEND_ACTIVATION, RESET_EMAIL])
 @pytest.mark.parametrize("body", ['{"email": ', "not json", "[1, 2]", '"a string"', "null"])
 def test_throttled_endpoints_answer_malformed_bodies_with_400(path: str, body: str) -> None:
-    error(raw(caller(path), "post", path, body), 400)
+    assert_error(raw(caller(path), "post", path, body), 400)
 
 
 @pytest.mark.parametrize("path", [LOGIN, REGISTER, RESET_PASSWORD, RESEND_ACTIVATION, RESET_EMAIL])
@@ -1061,6 +1045,6 @@ def test_throttled_endpoints_answer_malformed_bodies_with_400(path: str, body: s
 def test_throttled_endpoints_answer_wrong_types_with_400_naming_the_field(path: str, email: Any) -> None:
     body = {"email": email, "password": PASSWORD, "username": "someone"}
     if path == LOGIN and email == 12:  # DRF's CharField takes a number as the login "12": unknown, not malformed
-        error(client_for(ACME.host).post(path, body, format="json"), 401)
+        assert_error(api_client(ACME).post(path, body, format="json"), 401)
         return
-    field_error(caller(path).post(path, body, format="json"), "email")
+    assert_error(caller(path).post(path, body, format="json"), 400, field="email")

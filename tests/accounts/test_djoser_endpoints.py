@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection as db_connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 from djoser.utils import encode_uid
@@ -29,9 +30,19 @@ from accounts.auth.link_tokens import activation_tokens, email_reset_tokens, pas
 from accounts.models import User
 from tenants import cache as tenant_cache
 from tenants.models import Tenant
-from tests.accounts.helpers import assert_json_error as error
-from tests.accounts.helpers import logged_in
-from tests.conftest import ACME, GLOBEX, PASSWORD, authed, client_for, jwt_login
+from tests.helpers import (
+    ACME,
+    BASE,
+    GLOBEX,
+    PASSWORD,
+    DemoTenant,
+    admin_client,
+    admin_site_login,
+    api_client,
+    assert_error,
+    jwt_login,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -62,63 +73,36 @@ Deliver = Callable[[], AbstractContextManager[list[Any]]]
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
-def make_user(
-    schema: str = "acme",
-    *,
-    email: str,
-    username: str | None = None,
-    password: str = PASSWORD,
-    is_active: bool = True,
-    **extra: Any,
-) -> User:
-    with schema_context(schema):
-        return User.objects.create_user(
-            email=email, username=username or email.split("@")[0], password=password, is_active=is_active, **extra
-        )
-
-
-def fetch(schema: str, **lookup: Any) -> User | None:
-    with schema_context(schema):
+def fetch(tenant: DemoTenant, **lookup: Any) -> User | None:
+    with schema_context(tenant.schema):
         return User.objects.filter(**lookup).first()
 
 
-def login(host: str, password: str = PASSWORD, **credentials: str) -> Any:
-    return client_for(host).post(CREATE, {**credentials, "password": password}, format="json")
+def login(tenant: DemoTenant, password: str = PASSWORD, **credentials: str) -> Any:
+    """The login endpoint's raw answer (``jwt_login`` asserts success; this does not)."""
+    return api_client(tenant).post(CREATE, {**credentials, "password": password}, format="json")
 
 
-def pair(email: str, host: str = ACME.host, password: str = PASSWORD) -> dict[str, str]:
-    return jwt_login(host, email, password)
+def member(tenant: DemoTenant = ACME) -> APIClient:
+    """Logged in as a plain (non-staff) active user of that tenant, made on first use."""
+    email = f"member@{tenant.schema}.test"
+    if fetch(tenant, email=email) is None:
+        make_user(tenant, email=email)
+    return api_client(tenant, user=email)
 
 
-def as_user(email: str, host: str = ACME.host, password: str = PASSWORD) -> APIClient:
-    return logged_in(host, email, password)
-
-
-def anon(host: str = ACME.host) -> APIClient:
-    return client_for(host)
-
-
-def member(host: str = ACME.host) -> APIClient:
-    """Logged in as a plain (non-staff) active user of that host's tenant, made on first use."""
-    schema = host.split(".")[0]
-    email = f"member@{schema}.test"
-    if fetch(schema, email=email) is None:
-        make_user(schema, email=email)
-    return as_user(email, host)
-
-
-def caller(path: str, host: str = ACME.host) -> APIClient:
+def caller(path: str, tenant: DemoTenant = ACME) -> APIClient:
     """A client allowed to call ``path``: anyone, except for reset_email, which
     the seed gives to authenticated users only."""
-    return member(host) if path == RESET_EMAIL else anon(host)
+    return member(tenant) if path == RESET_EMAIL else api_client(tenant)
 
 
-def post(host: str, path: str, data: Any) -> Any:
-    return client_for(host).post(path, data, format="json")
+def post(tenant: DemoTenant, path: str, data: Any) -> Any:
+    return api_client(tenant).post(path, data, format="json")
 
 
 def field_errors(response: Any) -> dict[str, list[str]]:
-    body = error(response, 400)
+    body = assert_error(response, 400)
     assert isinstance(body.get("errors"), dict), body
     return body["errors"]
 
@@ -134,7 +118,7 @@ def assert_on_acme(message: Any) -> re.Match[str]:
     link = only_link(message)
     assert link["host"] == ACME.host, message.body
     assert "globex" not in message.body
-    assert f"//{settings.TENANT_BASE_DOMAIN}/" not in message.body
+    assert f"//{BASE}/" not in message.body
     return link
 
 
@@ -143,8 +127,8 @@ def uid_token(message: Any) -> tuple[str, str]:
     return link["uid"], link["token"]
 
 
-def register(host: str = ACME.host, **fields: Any) -> Any:
-    return client_for(host).post(USERS, fields, format="json")
+def register(tenant: DemoTenant = ACME, /, **fields: Any) -> Any:
+    return api_client(tenant).post(USERS, fields, format="json")
 
 
 def new_account(n: str) -> dict[str, str]:
@@ -164,7 +148,7 @@ def sent(deliver: Deliver) -> Iterator[list[Any]]:
 
 @pytest.fixture
 def no_activation() -> Iterator[None]:
-    Tenant.objects.filter(slug="acme").update(require_activation=False)
+    Tenant.objects.filter(slug=ACME.slug).update(require_activation=False)
     tenant_cache.clear()
     yield
     tenant_cache.clear()
@@ -172,17 +156,17 @@ def no_activation() -> Iterator[None]:
 
 @pytest.fixture
 def alice() -> User:
-    return make_user(email="alice@acme.test", first_name="Alice", last_name="Liddell")
+    return make_user(ACME, email="alice@acme.test", first_name="Alice", last_name="Liddell")
 
 
 @pytest.fixture
 def bob() -> User:
-    return make_user(email="bob@acme.test", first_name="Bob", last_name="Builder")
+    return make_user(ACME, email="bob@acme.test", first_name="Bob", last_name="Builder")
 
 
 @pytest.fixture
 def admin() -> APIClient:
-    return as_user(ACME.admin_email)
+    return admin_client(ACME)
 
 
 # --- users/: register ----------------------------------------------------------------------------------------
@@ -198,12 +182,12 @@ def test_register_answers_names_without_password_and_creates_a_pending_user(deli
     assert (body["first_name"], body["last_name"]) == ("Carol", "Danvers")
     assert isinstance(body["id"], int)
     assert "password" not in body
-    user = fetch("acme", pk=body["id"])
+    user = fetch(ACME, pk=body["id"])
     assert user is not None
     assert user.email == "Carol@acme.test"
     assert not user.is_active
     assert user.check_password(PASSWORD)
-    assert fetch("globex", email__iexact="carol@acme.test") is None
+    assert fetch(GLOBEX, email__iexact="carol@acme.test") is None
     assert len(outbox) == 1
 
 
@@ -218,21 +202,21 @@ def test_register_with_a_taken_email_in_any_case_names_only_email(alice: User, e
     errors = field_errors(register(username="someoneelse", email=email, password=PASSWORD))
     assert set(errors) == {"email"}, errors
     assert "already exists" in errors["email"][0]
-    with schema_context("acme"):
+    with schema_context(ACME.schema):
         assert User.objects.filter(email__iexact="alice@acme.test").count() == 1
 
 
 def test_register_with_a_taken_username_names_only_username(alice: User) -> None:
     errors = field_errors(register(username="alice", email="other@acme.test", password=PASSWORD))
     assert set(errors) == {"username"}, errors
-    assert fetch("acme", email="other@acme.test") is None
+    assert fetch(ACME, email="other@acme.test") is None
 
 
 def test_same_email_and_username_may_register_on_another_tenant(alice: User, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        response = register(GLOBEX.host, username="alice", email="alice@acme.test", password=PASSWORD)
+        response = register(GLOBEX, username="alice", email="alice@acme.test", password=PASSWORD)
     assert response.status_code == 201, response.content
-    assert fetch("globex", email="alice@acme.test") is not None
+    assert fetch(GLOBEX, email="alice@acme.test") is not None
     (message,) = outbox
     assert only_link(message)["host"] == GLOBEX.host
 
@@ -241,7 +225,7 @@ def test_same_email_and_username_may_register_on_another_tenant(alice: User, del
 def test_register_with_a_weak_password_names_password(password: str) -> None:
     errors = field_errors(register(username="weakling", email="weak@acme.test", password=password))
     assert set(errors) == {"password"}, errors
-    assert fetch("acme", email="weak@acme.test") is None
+    assert fetch(ACME, email="weak@acme.test") is None
 
 
 def test_register_with_a_password_like_the_username_names_password() -> None:
@@ -283,7 +267,7 @@ def test_register_with_a_bad_field_answers_400_naming_it(changes: dict[str, Any]
     data: dict[str, Any] = {"username": "valid", "email": "valid@acme.test", "password": PASSWORD, **changes}
     errors = field_errors(register(**data))
     assert field in errors, errors
-    assert fetch("acme", username="valid") is None
+    assert fetch(ACME, username="valid") is None
 
 
 @pytest.mark.parametrize("missing", ["username", "email", "password"])
@@ -297,28 +281,28 @@ def test_register_without_a_required_field_names_it(missing: str) -> None:
     "raw", [b"{not json", b'{"username": "x", ', b"[1, 2, 3]", b'"just a string"', b"null", b"\xff\xfe"]
 )
 def test_register_with_a_malformed_body_is_400_not_500(raw: bytes) -> None:
-    response = client_for(ACME.host).post(USERS, raw, content_type="application/json")
-    error(response, 400)
+    response = api_client(ACME).post(USERS, raw, content_type="application/json")
+    assert_error(response, 400)
 
 
 def test_register_with_a_non_json_content_type_is_415() -> None:
-    response = client_for(ACME.host).post(USERS, "username=x", content_type="application/x-www-form-urlencoded")
-    error(response, 415)
+    response = api_client(ACME).post(USERS, "username=x", content_type="application/x-www-form-urlencoded")
+    assert_error(response, 415)
 
 
 # --- users/: list -------------------------------------------------------------------------------------------
 def test_list_is_401_for_anonymous() -> None:
-    error(anon().get(USERS), 401)
+    assert_error(api_client(ACME).get(USERS), 401)
 
 
 def test_list_is_403_for_a_plain_user(alice: User) -> None:
-    body = error(as_user("alice@acme.test").get(USERS), 403)
+    body = assert_error(api_client(ACME, user="alice@acme.test").get(USERS), 403)
     assert "alice" not in str(body)
 
 
 def test_list_shows_the_tenant_admin_only_this_tenants_users(alice: User, bob: User) -> None:
-    make_user("globex", email="gina@globex.test")
-    acme = as_user(ACME.admin_email).get(USERS)
+    make_user(GLOBEX, email="gina@globex.test")
+    acme = api_client(ACME, user=ACME.admin_email).get(USERS)
     assert acme.status_code == 200, acme.content
     emails = {row["email"] for row in acme.json()["results"]}
     assert {"alice@acme.test", "bob@acme.test", ACME.admin_email} <= emails
@@ -327,7 +311,7 @@ def test_list_shows_the_tenant_admin_only_this_tenants_users(alice: User, bob: U
     assert (row["first_name"], row["last_name"]) == ("Alice", "Liddell")
     assert "password" not in row
 
-    globex = as_user(GLOBEX.admin_email, GLOBEX.host).get(USERS)
+    globex = api_client(GLOBEX, user=GLOBEX.admin_email).get(USERS)
     assert globex.status_code == 200, globex.content
     emails = {row["email"] for row in globex.json()["results"]}
     assert GLOBEX.admin_email in emails
@@ -339,11 +323,11 @@ def test_list_shows_the_tenant_admin_only_this_tenants_users(alice: User, bob: U
 def test_user_detail_is_401_for_anonymous(alice: User) -> None:
     url = f"{USERS}{alice.pk}/"
     for method in ("get", "put", "patch", "delete"):
-        error(getattr(anon(), method)(url, {}, format="json"), 401)
+        assert_error(getattr(api_client(ACME), method)(url, {}, format="json"), 401)
 
 
 def test_owner_reads_and_updates_own_record(alice: User) -> None:
-    client, url = as_user("alice@acme.test"), f"{USERS}{alice.pk}/"
+    client, url = api_client(ACME, user="alice@acme.test"), f"{USERS}{alice.pk}/"
     got = client.get(url)
     assert got.status_code == 200, got.content
     assert got.json() == {
@@ -360,18 +344,18 @@ def test_owner_reads_and_updates_own_record(alice: User) -> None:
     assert patched.json()["first_name"] == "Ally"
     put = client.put(url, {"username": "alice2", "first_name": "A", "last_name": "L"}, format="json")
     assert put.status_code == 200, put.content
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert (user.username, user.first_name, user.last_name) == ("alice2", "A", "L")
 
 
 def test_owner_cannot_promote_or_reactivate_self_or_change_email_through_update(alice: User) -> None:
-    client, url = as_user("alice@acme.test"), f"{USERS}{alice.pk}/"
+    client, url = api_client(ACME, user="alice@acme.test"), f"{USERS}{alice.pk}/"
     response = client.patch(
         url, {"is_staff": True, "is_active": False, "email": "evil@acme.test", "is_superuser": True}, format="json"
     )
     assert response.status_code == 200, response.content
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert (user.is_staff, user.is_superuser, user.is_active, user.email) == (False, False, True, "alice@acme.test")
 
@@ -380,37 +364,37 @@ def test_owner_cannot_promote_or_reactivate_self_or_change_email_through_update(
 def test_another_users_id_is_404_for_a_non_admin(alice: User, bob: User, method: str) -> None:
     url = f"{USERS}{bob.pk}/"
     data = {"username": "hijack", "first_name": "X", "current_password": PASSWORD}
-    body = error(getattr(as_user("alice@acme.test"), method)(url, data, format="json"), 404)
+    body = assert_error(getattr(api_client(ACME, user="alice@acme.test"), method)(url, data, format="json"), 404)
     assert "bob" not in str(body)
-    user = fetch("acme", pk=bob.pk)
+    user = fetch(ACME, pk=bob.pk)
     assert user is not None
     assert (user.username, user.first_name) == ("bob", "Bob")
 
 
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 def test_a_missing_id_looks_the_same_as_someone_elses(alice: User, method: str) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     missing = client.generic(method.upper(), f"{USERS}99999999/", "{}", content_type="application/json")
-    assert error(missing, 404)["code"] == "not_found"
+    assert_error(missing, 404, code="not_found")
 
 
 @pytest.mark.parametrize("junk", ["abc", "-1", "1.5", "99999999999999999999999", "%20", "1%2F2"])
 def test_a_junk_id_is_404_not_500(alice: User, junk: str) -> None:
-    error(as_user(ACME.admin_email).get(f"{USERS}{junk}/"), 404)
+    assert_error(api_client(ACME, user=ACME.admin_email).get(f"{USERS}{junk}/"), 404)
 
 
 def test_a_nul_in_the_id_is_a_json_client_error_not_500(alice: User) -> None:
-    response = as_user(ACME.admin_email).get(f"{USERS}1%00/")
-    error(response, response.status_code)
+    response = api_client(ACME, user=ACME.admin_email).get(f"{USERS}1%00/")
+    assert_error(response, response.status_code)
     assert response.status_code in (400, 404)
 
 
 def test_an_acme_users_id_is_not_reachable_from_globex(alice: User) -> None:
-    response = as_user(GLOBEX.admin_email, GLOBEX.host).get(f"{USERS}{alice.pk}/")
+    response = api_client(GLOBEX, user=GLOBEX.admin_email).get(f"{USERS}{alice.pk}/")
     if response.status_code == 200:
         assert response.json()["email"] != "alice@acme.test"
     else:
-        error(response, 404)
+        assert_error(response, 404)
 
 
 def test_admin_reads_and_updates_another_user(alice: User, admin: APIClient) -> None:
@@ -422,33 +406,33 @@ def test_admin_reads_and_updates_another_user(alice: User, admin: APIClient) -> 
     assert patched.status_code == 200, patched.content
     put = admin.put(url, {"username": "alice", "first_name": "Alice", "last_name": "L."}, format="json")
     assert put.status_code == 200, put.content
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.last_name == "L."
 
 
 def test_admin_deactivation_kills_the_users_tokens_at_once(alice: User, admin: APIClient) -> None:
-    tokens = pair("alice@acme.test")
-    assert authed(ACME.host, tokens["access"]).get(ME).status_code == 200
+    tokens = jwt_login(ACME, "alice@acme.test")
+    assert api_client(ACME, token=tokens["access"]).get(ME).status_code == 200
     response = admin.patch(f"{USERS}{alice.pk}/", {"is_active": False}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["is_active"] is False
-    error(authed(ACME.host, tokens["access"]).get(ME), 401)
-    error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    error(login(ACME.host, email="alice@acme.test"), 401)
-    user = fetch("acme", pk=alice.pk)
+    assert_error(api_client(ACME, token=tokens["access"]).get(ME), 401)
+    assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    assert_error(login(ACME, email="alice@acme.test"), 401)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert not user.is_active
 
 
 def test_user_delete_needs_the_current_password(alice: User) -> None:
-    client, url = as_user("alice@acme.test"), f"{USERS}{alice.pk}/"
+    client, url = api_client(ACME, user="alice@acme.test"), f"{USERS}{alice.pk}/"
     assert "current_password" in field_errors(client.delete(url, {}, format="json"))
     assert "current_password" in field_errors(client.delete(url, {"current_password": "wrong"}, format="json"))
-    assert fetch("acme", pk=alice.pk) is not None
+    assert fetch(ACME, pk=alice.pk) is not None
     response = client.delete(url, {"current_password": PASSWORD}, format="json")
     assert response.status_code == 204, response.content
-    assert fetch("acme", pk=alice.pk) is None
+    assert fetch(ACME, pk=alice.pk) is None
 
 
 def test_admin_deletes_another_user_with_own_current_password(alice: User, admin: APIClient) -> None:
@@ -456,17 +440,17 @@ def test_admin_deletes_another_user_with_own_current_password(alice: User, admin
     assert "current_password" in field_errors(admin.delete(url, {"current_password": "wrong"}, format="json"))
     response = admin.delete(url, {"current_password": PASSWORD}, format="json")
     assert response.status_code == 204, response.content
-    assert fetch("acme", pk=alice.pk) is None
+    assert fetch(ACME, pk=alice.pk) is None
 
 
 # --- users/me/ ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 def test_me_is_401_for_anonymous(method: str) -> None:
-    error(getattr(anon(), method)(ME, {}, format="json"), 401)
+    assert_error(getattr(api_client(ACME), method)(ME, {}, format="json"), 401)
 
 
 def test_me_get_put_patch(alice: User) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     got = client.get(ME)
     assert got.status_code == 200, got.content
     assert got.json()["id"] == alice.pk
@@ -477,36 +461,40 @@ def test_me_get_put_patch(alice: User) -> None:
     put = client.put(ME, {"username": "alicia", "first_name": "Alicia", "last_name": "S"}, format="json")
     assert put.status_code == 200, put.content
     assert (put.json()["username"], put.json()["first_name"]) == ("alicia", "Alicia")
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert (user.username, user.first_name, user.last_name) == ("alicia", "Alicia", "S")
 
 
 def test_me_put_without_username_names_username(alice: User) -> None:
-    assert "username" in field_errors(as_user("alice@acme.test").put(ME, {"first_name": "x"}, format="json"))
+    assert "username" in field_errors(
+        api_client(ACME, user="alice@acme.test").put(ME, {"first_name": "x"}, format="json")
+    )
 
 
 def test_me_rejects_oversized_and_wrongly_typed_fields(alice: User) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     assert "first_name" in field_errors(client.patch(ME, {"first_name": "x" * 1000}, format="json"))
     assert "username" in field_errors(client.patch(ME, {"username": ["x"]}, format="json"))
     response = client.patch(ME, b"{oops", content_type="application/json")
-    error(response, 400)
+    assert_error(response, 400)
 
 
 def test_me_username_taken_names_username(alice: User, bob: User) -> None:
-    assert "username" in field_errors(as_user("alice@acme.test").patch(ME, {"username": "bob"}, format="json"))
+    assert "username" in field_errors(
+        api_client(ACME, user="alice@acme.test").patch(ME, {"username": "bob"}, format="json")
+    )
 
 
 def test_me_delete_needs_the_current_password(alice: User) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     assert "current_password" in field_errors(client.delete(ME, {}, format="json"))
     assert "current_password" in field_errors(client.delete(ME, {"current_password": "nope"}, format="json"))
-    assert fetch("acme", pk=alice.pk) is not None
+    assert fetch(ACME, pk=alice.pk) is not None
     response = client.delete(ME, {"current_password": PASSWORD}, format="json")
     assert response.status_code == 204, response.content
-    assert fetch("acme", pk=alice.pk) is None
-    error(client.get(ME), 401)
+    assert fetch(ACME, pk=alice.pk) is None
+    assert_error(client.get(ME), 401)
 
 
 def test_me_is_the_admins_own_record_for_the_admin(admin: APIClient) -> None:
@@ -529,11 +517,11 @@ def test_activation_flow_with_require_activation(deliver: Deliver) -> None:
     assert link["path"] == "activate"
     assert link["uid"] == encode_uid(response.json()["id"])
 
-    error(login(ACME.host, email="newact@acme.test"), 401)
-    error(login(ACME.host, username="newact"), 401)
+    assert_error(login(ACME, email="newact@acme.test"), 401)
+    assert_error(login(ACME, username="newact"), 401)
 
     with sent(deliver) as outbox:
-        activated = post(ACME.host, ACTIVATION, {"uid": link["uid"], "token": link["token"]})
+        activated = post(ACME, ACTIVATION, {"uid": link["uid"], "token": link["token"]})
     assert activated.status_code == 204, activated.content
     (confirmation,) = outbox
     assert confirmation.to == ["newact@acme.test"]
@@ -541,10 +529,10 @@ def test_activation_flow_with_require_activation(deliver: Deliver) -> None:
     assert f"http://{ACME.host}/" in confirmation.body
     assert "globex" not in confirmation.body
 
-    assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": link["uid"], "token": link["token"]}))
-    tokens = login(ACME.host, email="NewAct@ACME.test")
+    assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": link["uid"], "token": link["token"]}))
+    tokens = login(ACME, email="NewAct@ACME.test")
     assert tokens.status_code == 200, tokens.content
-    me = authed(ACME.host, tokens.json()["access"]).get(ME)
+    me = api_client(ACME, token=tokens.json()["access"]).get(ME)
     assert me.json()["is_active"] is True
 
 
@@ -553,22 +541,22 @@ def test_without_require_activation_no_email_and_login_at_once(no_activation: No
         response = register(**new_account("now"))
     assert response.status_code == 201, response.content
     assert outbox == []
-    user = fetch("acme", email="newnow@acme.test")
+    user = fetch(ACME, email="newnow@acme.test")
     assert user is not None
     assert user.is_active
     assert user.activated_at is not None
-    assert login(ACME.host, email="newnow@acme.test").status_code == 200
+    assert login(ACME, email="newnow@acme.test").status_code == 200
     # and nothing to activate or resend
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESEND, {"email": "newnow@acme.test"}).status_code == 204
+        assert post(ACME, RESEND, {"email": "newnow@acme.test"}).status_code == 204
     assert outbox == []
 
 
 def test_require_activation_is_per_tenant(no_activation: None, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        assert register(GLOBEX.host, **new_account("g")).status_code == 201
+        assert register(GLOBEX, **new_account("g")).status_code == 201
     assert len(outbox) == 1
-    user = fetch("globex", email="newg@acme.test")
+    user = fetch(GLOBEX, email="newg@acme.test")
     assert user is not None
     assert not user.is_active
 
@@ -590,7 +578,7 @@ def test_require_activation_is_per_tenant(no_activation: None, deliver: Deliver)
     ],
 )
 def test_activation_with_junk_is_400_naming_the_field(data: dict[str, Any]) -> None:
-    errors = field_errors(post(ACME.host, ACTIVATION, data))
+    errors = field_errors(post(ACME, ACTIVATION, data))
     assert {"uid", "token"} & set(errors), errors
 
 
@@ -599,35 +587,35 @@ def test_activation_and_reset_tokens_are_not_interchangeable(deliver: Deliver) -
     with sent(deliver) as outbox:
         assert register(**new_account("mix")).status_code == 201
     uid, activation_token = uid_token(outbox[0])
-    user = fetch("acme", email="newmix@acme.test")
+    user = fetch(ACME, email="newmix@acme.test")
     assert user is not None
-    with schema_context("acme"):
+    with schema_context(ACME.schema):
         reset_token = password_reset_tokens.make_token(user)
         email_token = email_reset_tokens.make_token(user)
         assert password_reset_tokens.check_token(user, reset_token)  # a genuine reset token for this user
 
     confirm = {"uid": uid, "token": activation_token, "new_password": NEW_PASSWORD}
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, confirm))
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, confirm))
     confirm_email = {"uid": uid, "token": activation_token, "new_email": "x@acme.test"}
-    assert "token" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, confirm_email))
+    assert "token" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, confirm_email))
     for wrong in (reset_token, email_token):
-        assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": uid, "token": wrong}))
-    user = fetch("acme", pk=user.pk)
+        assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": uid, "token": wrong}))
+    user = fetch(ACME, pk=user.pk)
     assert user is not None
     assert not user.is_active
     assert user.check_password(PASSWORD)
 
     # positive control: the activation token itself still activates
-    assert post(ACME.host, ACTIVATION, {"uid": uid, "token": activation_token}).status_code == 204
+    assert post(ACME, ACTIVATION, {"uid": uid, "token": activation_token}).status_code == 204
 
 
 def test_a_reset_token_does_not_confirm_an_email_reset(alice: User, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
     data = {"uid": uid, "token": token, "new_email": "stolen@acme.test"}
-    assert "token" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, data))
-    user = fetch("acme", pk=alice.pk)
+    assert "token" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, data))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice@acme.test"
 
@@ -635,7 +623,7 @@ def test_a_reset_token_does_not_confirm_an_email_reset(alice: User, deliver: Del
 def _twin_on_globex(user: User) -> User:
     """A globex user with the same id and the same hashed state as an acme user,
     so that the schema is the only input that differs."""
-    with schema_context("globex"):
+    with schema_context(GLOBEX.schema):
         User.objects.filter(pk=user.pk).delete()
         User.objects.filter(email__iexact=user.email).delete()
         twin = User(
@@ -657,86 +645,86 @@ def test_acme_activation_token_is_refused_on_globex(deliver: Deliver) -> None:
     with sent(deliver) as outbox:
         assert register(**new_account("x1")).status_code == 201
     uid, token = uid_token(outbox[0])
-    user = fetch("acme", email="newx1@acme.test")
+    user = fetch(ACME, email="newx1@acme.test")
     assert user is not None
     twin = _twin_on_globex(user)
-    with schema_context("acme"):  # only the schema tells the twin apart
+    with schema_context(ACME.schema):  # only the schema tells the twin apart
         assert activation_tokens.check_token(twin, token)
-    assert "token" in field_errors(post(GLOBEX.host, ACTIVATION, {"uid": uid, "token": token}))
-    stored = fetch("globex", pk=user.pk)
+    assert "token" in field_errors(post(GLOBEX, ACTIVATION, {"uid": uid, "token": token}))
+    stored = fetch(GLOBEX, pk=user.pk)
     assert stored is not None
     assert not stored.is_active
-    assert post(ACME.host, ACTIVATION, {"uid": uid, "token": token}).status_code == 204  # control
+    assert post(ACME, ACTIVATION, {"uid": uid, "token": token}).status_code == 204  # control
 
 
 def test_acme_reset_token_is_refused_on_globex(alice: User, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     twin = _twin_on_globex(user)
-    with schema_context("acme"):  # only the schema tells the twin apart
+    with schema_context(ACME.schema):  # only the schema tells the twin apart
         assert password_reset_tokens.check_token(twin, token)
     data = {"uid": uid, "token": token, "new_password": NEW_PASSWORD}
-    assert "token" in field_errors(post(GLOBEX.host, RESET_PASSWORD_CONFIRM, data))
-    stored = fetch("globex", pk=alice.pk)
+    assert "token" in field_errors(post(GLOBEX, RESET_PASSWORD_CONFIRM, data))
+    stored = fetch(GLOBEX, pk=alice.pk)
     assert stored is not None
     assert stored.check_password(PASSWORD)
-    assert post(ACME.host, RESET_PASSWORD_CONFIRM, data).status_code == 204  # control
+    assert post(ACME, RESET_PASSWORD_CONFIRM, data).status_code == 204  # control
 
 
 def test_acme_email_reset_token_is_refused_on_globex(alice: User, deliver: Deliver) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     with sent(deliver) as outbox:
         assert client.post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json").status_code == 204
     uid, token = uid_token(outbox[0])
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     twin = _twin_on_globex(user)
-    with schema_context("acme"):  # only the schema tells the twin apart
+    with schema_context(ACME.schema):  # only the schema tells the twin apart
         assert email_reset_tokens.check_token(twin, token)
     data = {"uid": uid, "token": token, "new_email": "moved@acme.test"}
-    assert "token" in field_errors(post(GLOBEX.host, RESET_EMAIL_CONFIRM, data))
-    assert post(ACME.host, RESET_EMAIL_CONFIRM, data).status_code == 204  # control
+    assert "token" in field_errors(post(GLOBEX, RESET_EMAIL_CONFIRM, data))
+    assert post(ACME, RESET_EMAIL_CONFIRM, data).status_code == 204  # control
 
 
 def test_a_reset_token_dies_when_the_user_is_deactivated(alice: User, admin: APIClient, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
     assert admin.patch(f"{USERS}{alice.pk}/", {"is_active": False}, format="json").status_code == 200
     data = {"uid": uid, "token": token, "new_password": NEW_PASSWORD}
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, data))
-    user = fetch("acme", pk=alice.pk)
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, data))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert not user.is_active
     assert user.check_password(PASSWORD)
-    error(login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD), 401)
+    assert_error(login(ACME, email="alice@acme.test", password=NEW_PASSWORD), 401)
 
 
 def test_a_reset_never_revives_a_deactivated_account(alice: User, admin: APIClient, deliver: Deliver) -> None:
-    with schema_context("acme"):
+    with schema_context(ACME.schema):
         older_token = password_reset_tokens.make_token(alice)  # as if emailed before the deactivation
     assert admin.patch(f"{USERS}{alice.pk}/", {"is_active": False}, format="json").status_code == 200
 
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
-        assert post(ACME.host, RESEND, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESEND, {"email": "alice@acme.test"}).status_code == 204
     assert outbox == []
 
     uid = encode_uid(alice.pk)
     data = {"uid": uid, "token": older_token, "new_password": NEW_PASSWORD}
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, data))
-    with schema_context("acme"):
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, data))
+    with schema_context(ACME.schema):
         deactivated = User.objects.get(pk=alice.pk)
         activation_token = activation_tokens.make_token(deactivated)
-    assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": uid, "token": activation_token}))
-    user = fetch("acme", pk=alice.pk)
+    assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": uid, "token": activation_token}))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert not user.is_active
     assert user.check_password(PASSWORD)
-    error(login(ACME.host, email="alice@acme.test"), 401)
+    assert_error(login(ACME, email="alice@acme.test"), 401)
 
 
 REVOCATIONS = ["logout_all", "deactivate_then_reactivate"]
@@ -747,7 +735,7 @@ def _revoke(how: str, user: User, access: str, admin: APIClient) -> None:
     access token, or an admin deactivating and then reactivating the account
     (which leaves is_active where it was)."""
     if how == "logout_all":
-        response = authed(ACME.host, access).post(LOGOUT_ALL)
+        response = api_client(ACME, token=access).post(LOGOUT_ALL)
         assert response.status_code == 204, response.content
         return
     url = f"{USERS}{user.pk}/"
@@ -759,7 +747,7 @@ def _revoke(how: str, user: User, access: str, admin: APIClient) -> None:
 
 def _hashed_state(user: User) -> tuple[Any, ...]:
     """What the reset tokens hashed over before token_epoch joined them."""
-    fresh = fetch("acme", pk=user.pk)
+    fresh = fetch(ACME, pk=user.pk)
     assert fresh is not None
     return (fresh.password, fresh.last_login, fresh.is_active, fresh.email)
 
@@ -768,75 +756,77 @@ def _hashed_state(user: User) -> tuple[Any, ...]:
 def test_a_password_reset_link_sent_before_a_revocation_dies_with_it(
     alice: User, admin: APIClient, deliver: Deliver, revocation: str
 ) -> None:
-    access = pair("alice@acme.test")["access"]  # log in first: a login alone spends older reset links
+    access = jwt_login(ACME, "alice@acme.test")["access"]  # log in first: a login alone spends older reset links
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
-    before = fetch("acme", pk=alice.pk)
+    before = fetch(ACME, pk=alice.pk)
     assert before is not None
-    with schema_context("acme"):
+    with schema_context(ACME.schema):
         assert password_reset_tokens.check_token(before, token)  # good up to the revocation
 
     _revoke(revocation, alice, access, admin)
 
-    after = fetch("acme", pk=alice.pk)
+    after = fetch(ACME, pk=alice.pk)
     assert after is not None
     assert _hashed_state(after) == _hashed_state(before)  # only the epoch moved, so only it can refuse the link
     assert after.token_epoch > before.token_epoch
     data = {"uid": uid, "token": token, "new_password": NEW_PASSWORD}
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, data))
-    user = fetch("acme", pk=alice.pk)
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, data))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.check_password(PASSWORD)
-    error(login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD), 401)
+    assert_error(login(ACME, email="alice@acme.test", password=NEW_PASSWORD), 401)
 
     # control: a link sent after the revocation works
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     fresh_uid, fresh_token = uid_token(outbox[0])
     assert fresh_uid == uid
     assert fresh_token != token
-    response = post(ACME.host, RESET_PASSWORD_CONFIRM, {**data, "token": fresh_token})
+    response = post(ACME, RESET_PASSWORD_CONFIRM, {**data, "token": fresh_token})
     assert response.status_code == 204, response.content
-    assert login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
+    assert login(ACME, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
 
 
 @pytest.mark.parametrize("revocation", REVOCATIONS)
 def test_an_email_reset_link_sent_before_a_revocation_dies_with_it(
     alice: User, admin: APIClient, deliver: Deliver, revocation: str
 ) -> None:
-    access = pair("alice@acme.test")["access"]
+    access = jwt_login(ACME, "alice@acme.test")["access"]
     with sent(deliver) as outbox:
-        response = authed(ACME.host, access).post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
+        response = api_client(ACME, token=access).post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
         assert response.status_code == 204, response.content
     uid, token = uid_token(outbox[0])
-    before = fetch("acme", pk=alice.pk)
+    before = fetch(ACME, pk=alice.pk)
     assert before is not None
-    with schema_context("acme"):
+    with schema_context(ACME.schema):
         assert email_reset_tokens.check_token(before, token)  # good up to the revocation
 
     _revoke(revocation, alice, access, admin)
 
-    after = fetch("acme", pk=alice.pk)
+    after = fetch(ACME, pk=alice.pk)
     assert after is not None
     assert _hashed_state(after) == _hashed_state(before)
     assert after.token_epoch > before.token_epoch
     data = {"uid": uid, "token": token, "new_email": "alice.moved@acme.test"}
-    assert "token" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, data))
-    user = fetch("acme", pk=alice.pk)
+    assert "token" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, data))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice@acme.test"
 
     # control: a link asked for after the revocation (logged in again) works
-    error(authed(ACME.host, access).post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json"), 401)
+    assert_error(api_client(ACME, token=access).post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json"), 401)
     with sent(deliver) as outbox:
-        response = as_user("alice@acme.test").post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
+        response = api_client(ACME, user="alice@acme.test").post(
+            RESET_EMAIL, {"email": "alice@acme.test"}, format="json"
+        )
         assert response.status_code == 204, response.content
     fresh_uid, fresh_token = uid_token(outbox[0])
     assert fresh_token != token
-    response = post(ACME.host, RESET_EMAIL_CONFIRM, {**data, "uid": fresh_uid, "token": fresh_token})
+    response = post(ACME, RESET_EMAIL_CONFIRM, {**data, "uid": fresh_uid, "token": fresh_token})
     assert response.status_code == 204, response.content
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice.moved@acme.test"
 
@@ -851,9 +841,9 @@ def test_an_expired_activation_token_fails(deliver: Deliver, monkeypatch: pytest
     uid, token = uid_token(outbox[0])
     timeout = settings.ACCOUNT_ACTIVATION_TIMEOUT
     monkeypatch.setattr(activation_tokens, "_now", _later(timeout + 5))
-    assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": uid, "token": token}))
+    assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": uid, "token": token}))
     monkeypatch.setattr(activation_tokens, "_now", _later(timeout - 60))  # control: just before expiry
-    assert post(ACME.host, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
+    assert post(ACME, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
 
 
 def test_an_activation_token_expires_with_the_setting(deliver: Deliver, settings: Any) -> None:
@@ -861,33 +851,33 @@ def test_an_activation_token_expires_with_the_setting(deliver: Deliver, settings
         assert register(**new_account("zero")).status_code == 201
     uid, token = uid_token(outbox[0])
     settings.ACCOUNT_ACTIVATION_TIMEOUT = -1
-    assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": uid, "token": token}))
+    assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": uid, "token": token}))
     settings.ACCOUNT_ACTIVATION_TIMEOUT = 3600
-    assert post(ACME.host, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
+    assert post(ACME, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
 
 
 def test_an_expired_reset_token_fails(alice: User, deliver: Deliver, monkeypatch: pytest.MonkeyPatch) -> None:
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
     data = {"uid": uid, "token": token, "new_password": NEW_PASSWORD}
     timeout = settings.PASSWORD_RESET_TIMEOUT
     monkeypatch.setattr(password_reset_tokens, "_now", _later(timeout + 5))
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, data))
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, data))
     monkeypatch.setattr(password_reset_tokens, "_now", _later(timeout - 60))
-    assert post(ACME.host, RESET_PASSWORD_CONFIRM, data).status_code == 204
+    assert post(ACME, RESET_PASSWORD_CONFIRM, data).status_code == 204
 
 
 def test_an_expired_email_reset_token_fails(alice: User, deliver: Deliver, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     with sent(deliver) as outbox:
         assert client.post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json").status_code == 204
     uid, token = uid_token(outbox[0])
     data = {"uid": uid, "token": token, "new_email": "later@acme.test"}
     monkeypatch.setattr(email_reset_tokens, "_now", _later(settings.EMAIL_RESET_TIMEOUT + 5))
-    assert "token" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, data))
+    assert "token" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, data))
     monkeypatch.undo()
-    assert post(ACME.host, RESET_EMAIL_CONFIRM, data).status_code == 204
+    assert post(ACME, RESET_EMAIL_CONFIRM, data).status_code == 204
 
 
 # --- no enumeration: resend_activation, reset_password, reset_email ------------------------------------------------
@@ -916,11 +906,11 @@ def _measure(client: APIClient, path: str, email: str, deliver: Deliver) -> tupl
     ],
 )
 def test_known_and_unknown_emails_get_the_same_answer(path: str, active: bool, kind: str, deliver: Deliver) -> None:
-    make_user(email="known@acme.test", is_active=active)
+    make_user(ACME, email="known@acme.test", is_active=active)
     # reset_email: an authenticated caller, the same one for every address; the
     # "known" address is the caller's own (the only one it may start a change for).
-    client = as_user("known@acme.test", ACME.host) if path == RESET_EMAIL else caller(path)
-    assert anon().get("/api/health/").status_code in (200, 204)  # warm the host cache
+    client = api_client(ACME, user="known@acme.test") if path == RESET_EMAIL else caller(path)
+    assert api_client(ACME).get("/api/health/").status_code in (200, 204)  # warm the host cache
     mailbox_before = len(_measure(client, path, "warmup@acme.test", deliver)[3])
     assert mailbox_before == 0
 
@@ -942,7 +932,7 @@ def test_known_and_unknown_emails_get_the_same_answer(path: str, active: bool, k
 
 def test_reset_email_for_someone_elses_address_sends_nothing(deliver: Deliver) -> None:
     """Any user may ask, but a change link only ever goes to the caller's own address."""
-    make_user(email="victim@acme.test")
+    make_user(ACME, email="victim@acme.test")
     client = member()
     own_email = "member@acme.test"
     other = _measure(client, RESET_EMAIL, "victim@acme.test", deliver)
@@ -963,116 +953,116 @@ def test_email_endpoints_reject_bad_input_naming_email(path: str, data: dict[str
 
 
 def test_reset_password_for_a_globex_only_email_sends_nothing_on_acme(deliver: Deliver) -> None:
-    make_user("globex", email="gina@globex.test")
+    make_user(GLOBEX, email="gina@globex.test")
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "gina@globex.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "gina@globex.test"}).status_code == 204
     assert outbox == []
 
 
 def test_resend_activation_sends_a_fresh_working_link(deliver: Deliver) -> None:
     with sent(deliver) as outbox:
         assert register(**new_account("re")).status_code == 201
-        assert post(ACME.host, RESEND, {"email": "newre@acme.test"}).status_code == 204
+        assert post(ACME, RESEND, {"email": "newre@acme.test"}).status_code == 204
     assert len(outbox) == 2
     uid, token = uid_token(outbox[1])
-    assert post(ACME.host, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
+    assert post(ACME, ACTIVATION, {"uid": uid, "token": token}).status_code == 204
     # the first link is spent too: the account is active now
     first_uid, first_token = uid_token(outbox[0])
-    assert "token" in field_errors(post(ACME.host, ACTIVATION, {"uid": first_uid, "token": first_token}))
+    assert "token" in field_errors(post(ACME, ACTIVATION, {"uid": first_uid, "token": first_token}))
 
 
 # --- passwords -------------------------------------------------------------------------------------------------
 def test_reset_password_confirm_sets_the_password_and_revokes_tokens(alice: User, deliver: Deliver) -> None:
-    tokens = pair("alice@acme.test")
+    tokens = jwt_login(ACME, "alice@acme.test")
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     (message,) = outbox
     uid, token = uid_token(message)
     data = {"uid": uid, "token": token, "new_password": NEW_PASSWORD}
     with sent(deliver) as outbox:
-        response = post(ACME.host, RESET_PASSWORD_CONFIRM, data)
+        response = post(ACME, RESET_PASSWORD_CONFIRM, data)
     assert response.status_code == 204, response.content
     assert [m.to for m in outbox] == [["alice@acme.test"]]  # "your password was changed"
     assert "password" in outbox[0].subject
 
-    error(authed(ACME.host, tokens["access"]).get(ME), 401)
-    error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    error(login(ACME.host, email="alice@acme.test"), 401)
-    assert login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
+    assert_error(api_client(ACME, token=tokens["access"]).get(ME), 401)
+    assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    assert_error(login(ACME, email="alice@acme.test"), 401)
+    assert login(ACME, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
     # spent
-    assert "token" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, {**data, "new_password": "An0ther-One!"}))
-    assert login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
+    assert "token" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, {**data, "new_password": "An0ther-One!"}))
+    assert login(ACME, email="alice@acme.test", password=NEW_PASSWORD).status_code == 200
 
 
 def test_reset_password_confirm_with_a_weak_password_names_new_password(alice: User, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        assert post(ACME.host, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
+        assert post(ACME, RESET_PASSWORD, {"email": "alice@acme.test"}).status_code == 204
     uid, token = uid_token(outbox[0])
     for weak in ("123", "password", "x" * 2000):
         data = {"uid": uid, "token": token, "new_password": weak}
-        assert set(field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, data))) == {"new_password"}
-    assert "new_password" in field_errors(post(ACME.host, RESET_PASSWORD_CONFIRM, {"uid": uid, "token": token}))
-    user = fetch("acme", pk=alice.pk)
+        assert set(field_errors(post(ACME, RESET_PASSWORD_CONFIRM, data))) == {"new_password"}
+    assert "new_password" in field_errors(post(ACME, RESET_PASSWORD_CONFIRM, {"uid": uid, "token": token}))
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.check_password(PASSWORD)
 
 
 def test_set_password_needs_auth_and_the_right_current_password(alice: User) -> None:
     data = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
-    error(post(ACME.host, SET_PASSWORD, data), 401)
-    client = as_user("alice@acme.test")
+    assert_error(post(ACME, SET_PASSWORD, data), 401)
+    client = api_client(ACME, user="alice@acme.test")
     errors = field_errors(client.post(SET_PASSWORD, {**data, "current_password": "wrong"}, format="json"))
     assert set(errors) == {"current_password"}, errors
     errors = field_errors(client.post(SET_PASSWORD, {**data, "new_password": "123"}, format="json"))
     assert set(errors) == {"new_password"}, errors
     errors = field_errors(client.post(SET_PASSWORD, {"current_password": ["x"], "new_password": 5}, format="json"))
     assert "current_password" in errors
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.check_password(PASSWORD)
 
 
 def test_set_password_revokes_access_and_refresh_tokens_at_once(alice: User, bob: User, deliver: Deliver) -> None:
-    first, second = pair("alice@acme.test"), pair("alice@acme.test")
-    bobs = pair("bob@acme.test")
+    first, second = jwt_login(ACME, "alice@acme.test"), jwt_login(ACME, "alice@acme.test")
+    bobs = jwt_login(ACME, "bob@acme.test")
     with sent(deliver) as outbox:
-        response = authed(ACME.host, first["access"]).post(
+        response = api_client(ACME, token=first["access"]).post(
             SET_PASSWORD, {"current_password": PASSWORD, "new_password": NEW_PASSWORD}, format="json"
         )
     assert response.status_code == 204, response.content
     assert [m.to for m in outbox] == [["alice@acme.test"]]
     for tokens in (first, second):
-        error(authed(ACME.host, tokens["access"]).get(ME), 401)
-        error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-        error(post(ACME.host, VERIFY, {"token": tokens["access"]}), 401)
-    assert authed(ACME.host, bobs["access"]).get(ME).status_code == 200
-    error(login(ACME.host, email="alice@acme.test"), 401)
-    fresh = login(ACME.host, email="alice@acme.test", password=NEW_PASSWORD)
+        assert_error(api_client(ACME, token=tokens["access"]).get(ME), 401)
+        assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+        assert_error(post(ACME, VERIFY, {"token": tokens["access"]}), 401)
+    assert api_client(ACME, token=bobs["access"]).get(ME).status_code == 200
+    assert_error(login(ACME, email="alice@acme.test"), 401)
+    fresh = login(ACME, email="alice@acme.test", password=NEW_PASSWORD)
     assert fresh.status_code == 200, fresh.content
-    assert authed(ACME.host, fresh.json()["access"]).get(ME).status_code == 200
+    assert api_client(ACME, token=fresh.json()["access"]).get(ME).status_code == 200
 
 
 # --- email ---------------------------------------------------------------------------------------------------
 def test_set_email_changes_the_login_email(alice: User, deliver: Deliver) -> None:
-    client = as_user("alice@acme.test")
+    client = api_client(ACME, user="alice@acme.test")
     with sent(deliver) as outbox:
         response = client.post(
             SET_EMAIL, {"new_email": "alice.new@acme.test", "current_password": PASSWORD}, format="json"
         )
     assert response.status_code == 204, response.content
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice.new@acme.test"
     assert [m.to for m in outbox] == [["alice@acme.test"]]  # the notice goes to the old address
     assert "alice.new@acme.test" in outbox[0].body
-    error(login(ACME.host, email="alice@acme.test"), 401)
-    assert login(ACME.host, email="alice.new@acme.test").status_code == 200
+    assert_error(login(ACME, email="alice@acme.test"), 401)
+    assert login(ACME, email="alice.new@acme.test").status_code == 200
 
 
 def test_set_email_refusals(alice: User, bob: User) -> None:
     data = {"new_email": "fresh@acme.test", "current_password": PASSWORD}
-    error(post(ACME.host, SET_EMAIL, data), 401)
-    client = as_user("alice@acme.test")
+    assert_error(post(ACME, SET_EMAIL, data), 401)
+    client = api_client(ACME, user="alice@acme.test")
     for taken in ("bob@acme.test", "BOB@Acme.Test", ACME.admin_email.upper()):
         errors = field_errors(client.post(SET_EMAIL, {**data, "new_email": taken}, format="json"))
         assert set(errors) == {"new_email"}, errors
@@ -1081,21 +1071,21 @@ def test_set_email_refusals(alice: User, bob: User) -> None:
     for bad in ("not-an-email", "", ["x@acme.test"], "e" * 300 + "@acme.test"):
         assert "new_email" in field_errors(client.post(SET_EMAIL, {**data, "new_email": bad}, format="json"))
     assert "current_password" in field_errors(client.post(SET_EMAIL, {"new_email": "a@acme.test"}, format="json"))
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice@acme.test"
 
 
 def test_set_email_to_an_email_used_on_globex_is_fine(alice: User) -> None:
-    make_user("globex", email="shared@globex.test")
-    response = as_user("alice@acme.test").post(
+    make_user(GLOBEX, email="shared@globex.test")
+    response = api_client(ACME, user="alice@acme.test").post(
         SET_EMAIL, {"new_email": "shared@globex.test", "current_password": PASSWORD}, format="json"
     )
     assert response.status_code == 204, response.content
 
 
 def test_reset_email_flow(alice: User, bob: User, deliver: Deliver) -> None:
-    client = as_user("alice@acme.test")  # the seed: an authenticated user asks; the confirm is token-only
+    client = api_client(ACME, user="alice@acme.test")  # the seed: an authenticated user asks; the confirm is token-only
     with sent(deliver) as outbox:
         assert client.post(RESET_EMAIL, {"email": "Alice@acme.test"}, format="json").status_code == 204
     (message,) = outbox
@@ -1105,32 +1095,32 @@ def test_reset_email_flow(alice: User, bob: User, deliver: Deliver) -> None:
     uid, token = link["uid"], link["token"]
 
     taken = {"uid": uid, "token": token, "new_email": "BOB@acme.test"}
-    assert set(field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, taken))) == {"new_email"}
+    assert set(field_errors(post(ACME, RESET_EMAIL_CONFIRM, taken))) == {"new_email"}
     bad = {"uid": uid, "token": token, "new_email": "nope"}
-    assert "new_email" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, bad))
+    assert "new_email" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, bad))
 
     data = {"uid": uid, "token": token, "new_email": "alice.moved@acme.test"}
     with sent(deliver) as outbox:
-        response = post(ACME.host, RESET_EMAIL_CONFIRM, data)
+        response = post(ACME, RESET_EMAIL_CONFIRM, data)
     assert response.status_code == 204, response.content
     assert [m.to for m in outbox] == [["alice@acme.test"]]
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice.moved@acme.test"
-    assert login(ACME.host, email="alice.moved@acme.test").status_code == 200
+    assert login(ACME, email="alice.moved@acme.test").status_code == 200
     # spent: the email it hashed over has changed
     again = {**data, "new_email": "alice.third@acme.test"}
-    assert "token" in field_errors(post(ACME.host, RESET_EMAIL_CONFIRM, again))
+    assert "token" in field_errors(post(ACME, RESET_EMAIL_CONFIRM, again))
 
 
 def test_reset_email_needs_authentication_but_its_confirm_does_not(alice: User, deliver: Deliver) -> None:
     with sent(deliver) as outbox:
-        known = anon().post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
-        unknown = anon().post(RESET_EMAIL, {"email": "nobody@acme.test"}, format="json")
-        junk = anon().post(RESET_EMAIL, {"email": "not-an-email"}, format="json")
-        forged = authed(ACME.host, "not-a-jwt").post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
+        known = api_client(ACME).post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
+        unknown = api_client(ACME).post(RESET_EMAIL, {"email": "nobody@acme.test"}, format="json")
+        junk = api_client(ACME).post(RESET_EMAIL, {"email": "not-an-email"}, format="json")
+        forged = api_client(ACME, token="not-a-jwt").post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
     for response in (known, unknown, junk, forged):
-        error(response, 401)
+        assert_error(response, 401)
         assert response.headers.get("WWW-Authenticate", "").startswith("Bearer"), dict(response.headers)
     # refused before the body is looked at: nothing to learn about the address or the input
     assert known.content == unknown.content == junk.content
@@ -1138,17 +1128,19 @@ def test_reset_email_needs_authentication_but_its_confirm_does_not(alice: User, 
 
     # The confirm step is token-based: the emailed link works without logging in.
     with sent(deliver) as outbox:
-        response = as_user("alice@acme.test").post(RESET_EMAIL, {"email": "alice@acme.test"}, format="json")
+        response = api_client(ACME, user="alice@acme.test").post(
+            RESET_EMAIL, {"email": "alice@acme.test"}, format="json"
+        )
         assert response.status_code == 204, response.content
     (message,) = outbox
     uid, token = uid_token(message)
     with sent(deliver) as outbox:
-        response = anon().post(
+        response = api_client(ACME).post(
             RESET_EMAIL_CONFIRM, {"uid": uid, "token": token, "new_email": "alice.anon@acme.test"}, format="json"
         )
     assert response.status_code == 204, response.content
     assert [m.to for m in outbox] == [["alice@acme.test"]]
-    user = fetch("acme", pk=alice.pk)
+    user = fetch(ACME, pk=alice.pk)
     assert user is not None
     assert user.email == "alice.anon@acme.test"
 
@@ -1164,125 +1156,147 @@ def test_reset_email_needs_authentication_but_its_confirm_does_not(alice: User, 
     ],
 )
 def test_jwt_create_with_email_in_any_case_or_username(alice: User, credentials: dict[str, str]) -> None:
-    response = login(ACME.host, **credentials)
+    response = login(ACME, **credentials)
     assert response.status_code == 200, response.content
     assert set(response.json()) == {"access", "refresh"}
-    me = authed(ACME.host, response.json()["access"]).get(ME)
+    me = api_client(ACME, token=response.json()["access"]).get(ME)
     assert me.status_code == 200
     assert me.json()["id"] == alice.pk
 
 
 def test_jwt_create_with_nul_bytes_is_400_not_500(alice: User) -> None:
-    assert "email" in field_errors(login(ACME.host, email="alice\x00@acme.test"))
-    assert "username" in field_errors(login(ACME.host, username="ali\x00ce"))
-    assert "password" in field_errors(login(ACME.host, email="alice@acme.test", password="x\x00y"))
+    assert "email" in field_errors(login(ACME, email="alice\x00@acme.test"))
+    assert "username" in field_errors(login(ACME, username="ali\x00ce"))
+    assert "password" in field_errors(login(ACME, email="alice@acme.test", password="x\x00y"))
 
 
 def test_email_endpoints_with_nul_bytes_are_400_not_500() -> None:
     for path in (RESEND, RESET_PASSWORD, RESET_EMAIL):
         assert "email" in field_errors(caller(path).post(path, {"email": "a\x00b@acme.test"}, format="json"))
-    assert {"uid", "token"} & set(field_errors(post(ACME.host, ACTIVATION, {"uid": "M\x00Q", "token": "a\x00"})))
+    assert {"uid", "token"} & set(field_errors(post(ACME, ACTIVATION, {"uid": "M\x00Q", "token": "a\x00"})))
 
 
 def test_refresh_and_access_of_a_deleted_user_are_401_not_500(alice: User) -> None:
-    tokens = pair("alice@acme.test")
-    client = authed(ACME.host, tokens["access"])
+    tokens = jwt_login(ACME, "alice@acme.test")
+    client = api_client(ACME, token=tokens["access"])
     assert client.delete(ME, {"current_password": PASSWORD}, format="json").status_code == 204
-    error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    error(post(ACME.host, VERIFY, {"token": tokens["access"]}), 401)
-    error(client.get(ME), 401)
-    blacklisted = post(ACME.host, BLACKLIST, {"refresh": tokens["refresh"]})
+    assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    assert_error(post(ACME, VERIFY, {"token": tokens["access"]}), 401)
+    assert_error(client.get(ME), 401)
+    blacklisted = post(ACME, BLACKLIST, {"refresh": tokens["refresh"]})
     assert blacklisted.status_code in (200, 401), blacklisted.content
 
 
 def test_jwt_create_refusals(alice: User) -> None:
-    assert set(field_errors(login(ACME.host))) == {"email"}
-    assert "email" in field_errors(login(ACME.host, email="", username=""))
-    assert "password" in field_errors(client_for(ACME.host).post(CREATE, {"email": "alice@acme.test"}, format="json"))
+    assert set(field_errors(login(ACME))) == {"email"}
+    assert "email" in field_errors(login(ACME, email="", username=""))
+    assert "password" in field_errors(api_client(ACME).post(CREATE, {"email": "alice@acme.test"}, format="json"))
     for credentials in ({"email": "alice@acme.test"}, {"username": "alice"}, {"email": "nobody@acme.test"}):
-        body = error(login(ACME.host, password="wrong-password", **credentials), 401)
+        body = assert_error(login(ACME, password="wrong-password", **credentials), 401)
         assert "access" not in body
-    error(login(ACME.host, username="ALICE"), 401)  # usernames are exact
+    assert_error(login(ACME, username="ALICE"), 401)  # usernames are exact
     for junk in ({"email": ["alice@acme.test"]}, {"email": "e" * 300}, {"username": {"a": 1}}):
-        assert set(junk) & set(field_errors(login(ACME.host, **junk)))
-    assert "password" in field_errors(login(ACME.host, password="p" * 2000, email="alice@acme.test"))
-    error(client_for(ACME.host).post(CREATE, b"{bad", content_type="application/json"), 400)
+        assert set(junk) & set(field_errors(login(ACME, **junk)))
+    assert "password" in field_errors(login(ACME, password="p" * 2000, email="alice@acme.test"))
+    assert_error(api_client(ACME).post(CREATE, b"{bad", content_type="application/json"), 400)
 
 
 def test_refresh_rotates_and_a_replayed_refresh_is_401(alice: User) -> None:
-    tokens = pair("alice@acme.test")
-    rotated = post(ACME.host, REFRESH, {"refresh": tokens["refresh"]})
+    tokens = jwt_login(ACME, "alice@acme.test")
+    rotated = post(ACME, REFRESH, {"refresh": tokens["refresh"]})
     assert rotated.status_code == 200, rotated.content
     assert set(rotated.json()) == {"access", "refresh"}
     assert rotated.json()["refresh"] != tokens["refresh"]
-    assert authed(ACME.host, rotated.json()["access"]).get(ME).status_code == 200
-    error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    again = post(ACME.host, REFRESH, {"refresh": rotated.json()["refresh"]})
+    assert api_client(ACME, token=rotated.json()["access"]).get(ME).status_code == 200
+    assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    again = post(ACME, REFRESH, {"refresh": rotated.json()["refresh"]})
     assert again.status_code == 200, again.content
-    assert "refresh" in field_errors(post(ACME.host, REFRESH, {}))
+    assert "refresh" in field_errors(post(ACME, REFRESH, {}))
 
 
 def test_verify(alice: User) -> None:
-    tokens = pair("alice@acme.test")
-    assert post(ACME.host, VERIFY, {"token": tokens["access"]}).status_code == 200
-    assert post(ACME.host, VERIFY, {"token": tokens["refresh"]}).status_code == 200
-    error(post(ACME.host, VERIFY, {"token": "garbage"}), 401)
-    error(post(GLOBEX.host, VERIFY, {"token": tokens["access"]}), 401)
-    assert "token" in field_errors(post(ACME.host, VERIFY, {}))
+    tokens = jwt_login(ACME, "alice@acme.test")
+    assert post(ACME, VERIFY, {"token": tokens["access"]}).status_code == 200
+    assert post(ACME, VERIFY, {"token": tokens["refresh"]}).status_code == 200
+    assert_error(post(ACME, VERIFY, {"token": "garbage"}), 401)
+    assert_error(post(GLOBEX, VERIFY, {"token": tokens["access"]}), 401)
+    assert "token" in field_errors(post(ACME, VERIFY, {}))
 
 
 def test_blacklist_logs_out(alice: User) -> None:
-    tokens = pair("alice@acme.test")
-    response = post(ACME.host, BLACKLIST, {"refresh": tokens["refresh"]})
+    tokens = jwt_login(ACME, "alice@acme.test")
+    response = post(ACME, BLACKLIST, {"refresh": tokens["refresh"]})
     assert response.status_code == 200, response.content
-    error(post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    error(post(ACME.host, VERIFY, {"token": tokens["refresh"]}), 401)
-    error(post(ACME.host, BLACKLIST, {"refresh": "garbage"}), 401)
-    error(post(GLOBEX.host, BLACKLIST, {"refresh": pair("alice@acme.test")["refresh"]}), 401)
+    assert_error(post(ACME, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    assert_error(post(ACME, VERIFY, {"token": tokens["refresh"]}), 401)
+    assert_error(post(ACME, BLACKLIST, {"refresh": "garbage"}), 401)
+    assert_error(post(GLOBEX, BLACKLIST, {"refresh": jwt_login(ACME, "alice@acme.test")["refresh"]}), 401)
 
 
 def test_logout_all_kills_every_token_of_that_user_only(alice: User, bob: User) -> None:
-    error(post(ACME.host, LOGOUT_ALL, {}), 401)
-    phone, laptop = pair("alice@acme.test"), pair("alice@acme.test")
-    rotated = post(ACME.host, REFRESH, {"refresh": laptop["refresh"]}).json()
-    bobs = pair("bob@acme.test")
-    admins = pair(ACME.admin_email)
+    assert_error(post(ACME, LOGOUT_ALL, {}), 401)
+    phone, laptop = jwt_login(ACME, "alice@acme.test"), jwt_login(ACME, "alice@acme.test")
+    rotated = post(ACME, REFRESH, {"refresh": laptop["refresh"]}).json()
+    bobs = jwt_login(ACME, "bob@acme.test")
+    admins = jwt_login(ACME, ACME.admin_email)
 
-    response = authed(ACME.host, phone["access"]).post(LOGOUT_ALL)
+    response = api_client(ACME, token=phone["access"]).post(LOGOUT_ALL)
     assert response.status_code == 204, response.content
 
     for access in (phone["access"], laptop["access"], rotated["access"]):
-        error(authed(ACME.host, access).get(ME), 401)
-        error(post(ACME.host, VERIFY, {"token": access}), 401)
+        assert_error(api_client(ACME, token=access).get(ME), 401)
+        assert_error(post(ACME, VERIFY, {"token": access}), 401)
     for refresh in (phone["refresh"], rotated["refresh"]):
-        error(post(ACME.host, REFRESH, {"refresh": refresh}), 401)
+        assert_error(post(ACME, REFRESH, {"refresh": refresh}), 401)
     for other in (bobs, admins):
-        assert authed(ACME.host, other["access"]).get(ME).status_code == 200
-        assert post(ACME.host, REFRESH, {"refresh": other["refresh"]}).status_code == 200
-    fresh = pair("alice@acme.test")  # the password still works
-    assert authed(ACME.host, fresh["access"]).get(ME).status_code == 200
+        assert api_client(ACME, token=other["access"]).get(ME).status_code == 200
+        assert post(ACME, REFRESH, {"refresh": other["refresh"]}).status_code == 200
+    fresh = jwt_login(ACME, "alice@acme.test")  # the password still works
+    assert api_client(ACME, token=fresh["access"]).get(ME).status_code == 200
 
 
 def test_logout_all_with_get_is_405(alice: User) -> None:
-    error(as_user("alice@acme.test").get(LOGOUT_ALL), 405)
+    assert_error(api_client(ACME, user="alice@acme.test").get(LOGOUT_ALL), 405)
 
 
 # --- cross-tenant ----------------------------------------------------------------------------------------------
 def test_acme_credentials_do_not_log_in_on_globex(alice: User) -> None:
-    error(login(GLOBEX.host, email="alice@acme.test"), 401)
-    error(login(GLOBEX.host, username="alice"), 401)
-    error(login(GLOBEX.host, email=ACME.admin_email), 401)
+    assert_error(login(GLOBEX, email="alice@acme.test"), 401)
+    assert_error(login(GLOBEX, username="alice"), 401)
+    assert_error(login(GLOBEX, email=ACME.admin_email), 401)
 
 
 def test_acme_tokens_are_refused_on_globex(alice: User) -> None:
-    tokens = pair("alice@acme.test")
-    error(post(GLOBEX.host, REFRESH, {"refresh": tokens["refresh"]}), 401)
-    error(authed(GLOBEX.host, tokens["access"]).get(ME), 401)
-    error(authed(GLOBEX.host, tokens["access"]).get(USERS), 401)
+    tokens = jwt_login(ACME, "alice@acme.test")
+    assert_error(post(GLOBEX, REFRESH, {"refresh": tokens["refresh"]}), 401)
+    assert_error(api_client(GLOBEX, token=tokens["access"]).get(ME), 401)
+    assert_error(api_client(GLOBEX, token=tokens["access"]).get(USERS), 401)
     # still fine at home
-    assert post(ACME.host, REFRESH, {"refresh": tokens["refresh"]}).status_code == 200
+    assert post(ACME, REFRESH, {"refresh": tokens["refresh"]}).status_code == 200
 
 
 def test_a_globex_admin_token_is_refused_on_acme() -> None:
-    tokens = pair(GLOBEX.admin_email, GLOBEX.host)
-    error(authed(ACME.host, tokens["access"]).get(USERS), 401)
+    tokens = jwt_login(GLOBEX, GLOBEX.admin_email)
+    assert_error(api_client(ACME, token=tokens["access"]).get(USERS), 401)
+
+
+# --- sessions and links beyond the API ----------------------------------------------------------------------
+def test_logout_everywhere_also_ends_admin_sessions() -> None:
+    browser = admin_site_login(ACME, ACME.admin_email)
+    assert browser.get("/admin/").status_code == 200
+    response = api_client(ACME, user=ACME.admin_email).post(LOGOUT_ALL)
+    assert response.status_code == 204, response.content
+    assert browser.get("/admin/").status_code == 302  # back to the login page
+
+
+def test_email_links_use_the_public_scheme_and_port(settings: Any, deliver: Deliver) -> None:
+    settings.PUBLIC_SCHEME = "https"
+    settings.PUBLIC_PORT = "443"
+    user = make_user(ACME, email="linked@acme.test")
+    with deliver() as outbox:
+        response = Client(HTTP_HOST=ACME.host).post(
+            RESET_PASSWORD, {"email": user.email}, content_type="application/json"
+        )
+    assert response.status_code == 204, response.content
+    (message,) = outbox
+    assert "https://acme.localhost/password/reset/confirm/" in message.body

@@ -35,11 +35,15 @@ from django.db import models
 from django.test.testcases import QuietWSGIRequestHandler
 from django_tenants.utils import schema_context
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from accounts.models import AuditEntry, User
 from catalog.models import Product, ProductUserObjectPermission
-from tests.catalog.support import AUDIT, PRODUCTS, admin_client, client_of, list_ids
-from tests.conftest import ACME, PASSWORD
+from tests.helpers import ACME, AUDIT, PASSWORD, PRODUCTS, admin_client, api_client, list_ids, make_product, make_user
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -50,9 +54,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 WAIT_SECONDS = 20
-
-
-# --- the database -----------------------------------------------------------------------------
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -109,19 +110,17 @@ def _max_pk(model: type[models.Model]) -> int:
 @pytest.fixture
 def scene(committed: Callable[[str], None]) -> Iterator[Scene]:
     """In acme, committed: a product owned by the admin and a plain user."""
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         before = {model: _max_pk(model) for model in _GROWING}
         sessions_before = set(Session.objects.values_list("session_key", flat=True))
         admin = User.objects.get(email__iexact=ACME.admin_email)
         admin_last_login = admin.last_login
-        grantee = User.objects.create_user(email="grantee.browser@acme.test", username="grantee_browser")
-        grantee.set_password(PASSWORD)
-        grantee.save(update_fields=["password"])
-        product = Product.objects.create(name="Browser-granted widget", price=Decimal("12.50"), owner=admin)
+        grantee = make_user(email="grantee.browser@acme.test", username="grantee_browser")
+        product = make_product(name="Browser-granted widget", price=Decimal("12.50"), owner=admin)
     try:
         yield Scene(admin=admin, grantee=grantee, product=product)
     finally:
-        with schema_context(ACME.slug):
+        with schema_context(ACME.schema):
             Product.objects.filter(pk=product.pk).delete()  # its grants cascade
             BlacklistedToken.objects.filter(token__id__gt=before[OutstandingToken]).delete()
             for model, top in before.items():
@@ -139,9 +138,6 @@ def scene(committed: Callable[[str], None]) -> Iterator[Scene]:
 def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Debian Chromium through Debian's ChromeDriver; Selenium Manager
     is told to stay offline and is never needed (both paths are given)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     monkeypatch.setenv("SE_OFFLINE", "true")
     profile = tempfile.mkdtemp(prefix="chromium-admin-test-")
     options = webdriver.ChromeOptions()
@@ -196,10 +192,6 @@ def _wait_for(driver: Any, css: str) -> None:
     """Wait until the page shows ``css``, or is one of the project's JSON
     error bodies (no HTML: Chromium shows it in a ``pre``), and fail on the
     latter with what the server said."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
     WebDriverWait(driver, WAIT_SECONDS).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"{css}, body > pre")))
     errors = driver.find_elements(By.CSS_SELECTOR, "body > pre")
     assert not errors, f"{driver.current_url}: {errors[0].text[:500]}"
@@ -210,9 +202,6 @@ def _choose_permission(driver: Any, codename: str) -> None:
     """Guardian's permission field is admin's FilteredSelectMultiple: with the
     admin's JavaScript loaded it is two boxes (pick in the left one, "Choose"),
     without it a plain multiple select."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
     available = driver.find_elements(By.ID, "id_permissions_from")
     if available:
         Select(available[0]).select_by_value(codename)
@@ -231,10 +220,8 @@ def test_tenant_admin_grants_object_permission_through_guardian_admin(
 
 
 def _grant_through_admin(server: Server, scene: Scene, browser: Any) -> None:
-    from selenium.webdriver.common.by import By
-
     product, grantee = scene.product, scene.grantee
-    grantee_api = client_of(grantee.email)
+    grantee_api = api_client(user=grantee)
     assert product.pk not in list_ids(grantee_api)
 
     # Log into acme's admin.
@@ -284,7 +271,7 @@ def _grant_through_admin(server: Server, scene: Scene, browser: Any) -> None:
     # The grant is real: the grantee's list shows the product (and may open it) ...
     assert product.pk in list_ids(grantee_api)
     assert grantee_api.get(f"{PRODUCTS}{product.pk}/").status_code == 200
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         granted = ProductUserObjectPermission.objects.filter(user_id=grantee.pk, content_object_id=product.pk)
         assert sorted(granted.values_list("permission__codename", flat=True)) == ["view_product"]
 

@@ -34,19 +34,18 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from catalog.models import Product
-from tests.catalog.support import (
+from tests.helpers import (
+    ACME,
     PRODUCTS,
     admin_id,
-    anon,
+    api_client,
+    assert_error,
     detail_url,
-    error,
     list_ids,
     make_group,
     make_product,
     make_user,
-    user_client,
 )
-from tests.conftest import ACME
 
 pytestmark = pytest.mark.django_db
 
@@ -100,8 +99,7 @@ class World:
     users: dict[str, User | None]
 
     def client(self, persona: str) -> APIClient:
-        user = self.users[persona]
-        return anon() if user is None else user_client(user)
+        return api_client(user=self.users[persona])  # anonymous for None
 
 
 def build_world(*, published: bool) -> World:
@@ -118,7 +116,7 @@ def build_world(*, published: bool) -> World:
         perms=("view_product", "change_product", "can_publish_product"),
         members=(manager,),
     )
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         for perm in ("view_product", "change_product", "can_publish_product"):
             assign_perm(perm, direct, product)
         for perm in ("view_product", "delete_product"):
@@ -139,7 +137,7 @@ def build_world(*, published: bool) -> World:
 
 
 def _reload(product: Product) -> Product | None:
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         return Product.objects.filter(pk=product.pk).first()
 
 
@@ -163,7 +161,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
             assert body["name"] == "matrix product"
             assert body["is_published"] is (state == "published")
         else:
-            error(response, expected)
+            assert_error(response, expected)
         return
 
     if op == "create":
@@ -175,7 +173,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
             format="json",
         )
         assert response.status_code == expected, response.content
-        with schema_context(ACME.slug):
+        with schema_context(ACME.schema):
             created = Product.objects.filter(name=f"created by {persona}").first()
         if expected == 201:
             assert created is not None
@@ -186,7 +184,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
             assert response.json()["owner"] == me.pk
             assert created.is_published is False
         else:
-            error(response, expected)
+            assert_error(response, expected)
             assert created is None
         return
 
@@ -199,7 +197,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
             assert response.json()["name"] == "renamed"
             assert after.name == "renamed"
         else:
-            error(response, expected)
+            assert_error(response, expected)
             assert after.name == "matrix product"
         return
 
@@ -209,7 +207,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
         if expected == 204:
             assert _reload(product) is None
         else:
-            error(response, expected)
+            assert_error(response, expected)
             assert _reload(product) is not None
         return
 
@@ -224,7 +222,7 @@ def test_permission_matrix(state: str, persona: str, op: str, expected: bool | i
         assert response.json()["is_published"] is (op == "publish")
         assert (after.published_at is not None) is (op == "publish")
     else:
-        error(response, expected)
+        assert_error(response, expected)
         assert after.is_published is was
 
 
@@ -232,14 +230,14 @@ def test_owner_without_add_product_cannot_create() -> None:
     """Ownership of products is no licence to create them: add_product is."""
     owner = make_user(prefix="owner")
     make_product(owner=owner)
-    response = user_client(owner).post(PRODUCTS, {"name": "x", "price": "1.00"}, format="json")
-    error(response, 403)
+    response = api_client(user=owner).post(PRODUCTS, {"name": "x", "price": "1.00"}, format="json")
+    assert_error(response, 403)
 
 
 def test_add_product_via_group_allows_create() -> None:
     creator = make_user(prefix="creator")
     make_group(name="Creators", perms=("add_product",), members=(creator,))
-    response = user_client(creator).post(PRODUCTS, {"name": "by group", "price": "1.00"}, format="json")
+    response = api_client(user=creator).post(PRODUCTS, {"name": "by group", "price": "1.00"}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["owner"] == creator.pk
 
@@ -247,9 +245,9 @@ def test_add_product_via_group_allows_create() -> None:
 def test_invisible_and_missing_products_answer_alike() -> None:
     """No existence leak: a product the caller cannot see answers exactly like one that does not exist."""
     product = make_product(owner=make_user(prefix="owner"))
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         missing = (Product.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
-    client = user_client(make_user(prefix="noperm"))
+    client = api_client(user=make_user(prefix="noperm"))
     for method, suffix in (("get", ""), ("patch", ""), ("delete", ""), ("post", "publish/"), ("get", "access/")):
         seen = getattr(client, method)(f"{detail_url(product.pk)}{suffix}", format="json")
         absent = getattr(client, method)(f"{detail_url(missing)}{suffix}", format="json")
@@ -257,8 +255,8 @@ def test_invisible_and_missing_products_answer_alike() -> None:
         assert seen.json() == absent.json()
     # Anonymous writes are refused before any lookup: 401 either way.
     for method, suffix in (("patch", ""), ("delete", ""), ("post", "publish/")):
-        seen = getattr(anon(), method)(f"{detail_url(product.pk)}{suffix}", format="json")
-        absent = getattr(anon(), method)(f"{detail_url(missing)}{suffix}", format="json")
+        seen = getattr(api_client(), method)(f"{detail_url(product.pk)}{suffix}", format="json")
+        absent = getattr(api_client(), method)(f"{detail_url(missing)}{suffix}", format="json")
         assert seen.status_code == absent.status_code == 401, (method, suffix, seen.content)
 
 
@@ -266,10 +264,10 @@ def test_inactive_grant_holder_sees_nothing() -> None:
     """A deactivated user's JWT stops working; its grants give nothing."""
     holder = make_user(prefix="holder")
     product = make_product(owner=make_user(prefix="owner"))
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         assign_perm("view_product", holder, product)
-    client = user_client(holder)
+    client = api_client(user=holder)
     assert client.get(detail_url(product.pk)).status_code == 200
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         User.objects.filter(pk=holder.pk).update(is_active=False)
     assert client.get(detail_url(product.pk)).status_code in (401, 404)

@@ -20,6 +20,7 @@ rolled back, so examples never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from catalog import policy
 from catalog.models import Product
-from tests.conftest import ACME, PASSWORD, authed, client_for, jwt_login
+from tests.helpers import ACME, PASSWORD, PRODUCTS, api_client, list_ids
 
 ACTIONS = ("view", "change", "delete", "publish")
 MODEL_ACTIONS = (*ACTIONS, "add")  # "add" is noise: it grants nothing on an existing product
@@ -51,7 +52,6 @@ CODENAME = {
     "delete": "delete_product",
     "publish": "can_publish_product",
 }
-PRODUCTS = "/api/products/"
 ANON = -1  # the anonymous caller's index
 
 Source = tuple[str, str | None, str | None]  # (source, permission, group name)
@@ -268,12 +268,11 @@ def build(world: World) -> Built:
 @pytest.fixture
 def acme_savepoint(db: None) -> Any:
     """``with acme_savepoint():`` one example in acme's schema, rolled back."""
-    import contextlib
 
     @contextlib.contextmanager
     def run() -> Iterator[None]:
         caches["default"].clear()  # login throttles count across examples otherwise
-        with schema_context(ACME.slug), transaction.atomic():
+        with schema_context(ACME.schema), transaction.atomic():
             yield
             transaction.set_rollback(True)
 
@@ -321,27 +320,12 @@ def check_policy(world: World, built: Built) -> None:
 
 def client_as(world: World, built: Built, u: int) -> APIClient | None:
     if u == ANON:
-        return client_for(ACME.host)
+        return api_client()
     if not world.users[u].is_active:
-        refused = client_for(ACME.host).post(
-            "/api/auth/jwt/create/", {"email": email(u), "password": PASSWORD}, format="json"
-        )
+        refused = api_client().post("/api/auth/jwt/create/", {"email": email(u), "password": PASSWORD}, format="json")
         assert refused.status_code == 401, refused.content
         return None
-    return authed(ACME.host, jwt_login(ACME.host, email(u))["access"])
-
-
-def listed_ids(client: APIClient) -> set[int]:
-    ids: set[int] = set()
-    page = 1
-    while True:
-        response = client.get(PRODUCTS, {"page_size": 200, "page": page})
-        assert response.status_code == 200, response.content
-        body = response.json()
-        ids.update(row["id"] for row in body["results"])
-        if not body["next"]:
-            return ids
-        page += 1
+    return api_client(user=email(u))
 
 
 def expected_patch(world: World, u: int, p: int) -> int:
@@ -363,7 +347,7 @@ def check_http(world: World, built: Built) -> None:
         if client is None:
             continue
         expected = {ids[p] for p in range(len(ids)) if oracle_allows(world, u, p, "view")}
-        assert listed_ids(client) & set(ids) == expected, (u, "list")
+        assert set(list_ids(client)) & set(ids) == expected, (u, "list")
         for p in sampled:
             url = f"{PRODUCTS}{ids[p]}/"
             detail = client.get(url)
@@ -414,8 +398,8 @@ def test_owner_cannot_publish_without_can_publish_product(acme_savepoint: Any) -
         assert policy.explain(built.principal(1), owner_with_grant)["publish"]["sources"] == [
             {"source": "object_direct", "permission": "catalog.can_publish_product"}
         ]
-        first = authed(ACME.host, jwt_login(ACME.host, email(0))["access"])
-        second = authed(ACME.host, jwt_login(ACME.host, email(1))["access"])
+        first = api_client(user=email(0))
+        second = api_client(user=email(1))
         assert first.post(f"{PRODUCTS}{owner_only.pk}/publish/").status_code == 403
         assert first.post(f"{PRODUCTS}{owner_with_grant.pk}/publish/").status_code == 404
         assert second.post(f"{PRODUCTS}{owner_with_grant.pk}/publish/").status_code == 200

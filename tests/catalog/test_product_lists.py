@@ -13,24 +13,25 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from catalog.models import Product
-from tests.catalog.support import (
+from tests.helpers import (
+    ACME,
+    GLOBEX,
     PRODUCTS,
     admin_client,
-    anon,
+    api_client,
+    assert_error,
     detail_url,
-    error,
+    jwt_login,
     list_ids,
     make_product,
     make_user,
-    user_client,
 )
-from tests.conftest import ACME, GLOBEX, authed, jwt_login
 
 pytestmark = pytest.mark.django_db
 
 
 def bulk_products(n: int, *, owner: User | None = None, **fields: Any) -> list[int]:
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         rows = Product.objects.bulk_create(
             Product(name=f"bulk {i:03d}", price=Decimal(i), owner=owner, **fields) for i in range(n)
         )
@@ -38,7 +39,7 @@ def bulk_products(n: int, *, owner: User | None = None, **fields: Any) -> list[i
 
 
 def acme_product_count() -> int:
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         return Product.objects.count()
 
 
@@ -73,7 +74,7 @@ def test_pagination_pages_and_sizes() -> None:
 @pytest.mark.parametrize("page", ["999999", "99999999999999999999999", "0", "-1", "abc"])
 def test_page_out_of_range_is_a_json_404(page: str) -> None:
     bulk_products(3)
-    body = error(admin_client().get(f"{PRODUCTS}?page={page}"), 404)
+    body = assert_error(admin_client().get(f"{PRODUCTS}?page={page}"), 404)
     assert "page" in body["detail"].lower(), body
 
 
@@ -99,8 +100,8 @@ def test_filter_is_published() -> None:
     assert set(unpublished) <= set(shown_false)
     assert not set(published) & set(shown_false)
     # For anonymous callers the filter narrows what they may see, never widens it.
-    assert set(list_ids(anon(), "is_published=false")) == set()
-    assert set(list_ids(anon(), "is_published=true")) == set(list_ids(anon())) >= set(published)
+    assert set(list_ids(api_client(), "is_published=false")) == set()
+    assert set(list_ids(api_client(), "is_published=true")) == set(list_ids(api_client())) >= set(published)
 
 
 def test_filter_owner() -> None:
@@ -111,8 +112,8 @@ def test_filter_owner() -> None:
     assert sorted(list_ids(admin, f"owner={alice.pk}")) == sorted(mine)
     assert sorted(list_ids(admin, f"owner={bob.pk}")) == sorted(theirs)
     # Bob filtering on alice's products sees none: the filter does not bypass the rule.
-    assert list_ids(user_client(bob), f"owner={alice.pk}") == []
-    assert sorted(list_ids(user_client(bob))) == sorted(theirs)
+    assert list_ids(api_client(user=bob), f"owner={alice.pk}") == []
+    assert sorted(list_ids(api_client(user=bob))) == sorted(theirs)
 
 
 def test_search_name_and_description_case_insensitively() -> None:
@@ -131,9 +132,9 @@ def test_search_respects_visibility() -> None:
     viewer = make_user(prefix="viewer")
     seen = make_product(name="Searchable seen")
     hidden = make_product(name="Searchable hidden")
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         assign_perm("view_product", viewer, seen)
-    assert list_ids(user_client(viewer), "search=searchable") == [seen.pk]
+    assert list_ids(api_client(user=viewer), "search=searchable") == [seen.pk]
     assert hidden.pk in list_ids(admin_client(), "search=searchable")
 
 
@@ -173,7 +174,7 @@ def test_filters_compose() -> None:
     [("owner=abc", "owner"), ("owner=1e999", "owner")],
 )
 def test_bad_filter_values_answer_400_naming_the_filter(query: str, field: str) -> None:
-    error(admin_client().get(f"{PRODUCTS}?{query}"), 400, field)
+    assert_error(admin_client().get(f"{PRODUCTS}?{query}"), 400, field=field)
 
 
 # --- bad input: 4xx JSON naming the problem, never 500 -------------------------------------------------------
@@ -201,13 +202,13 @@ def test_bad_filter_values_answer_400_naming_the_filter(query: str, field: str) 
 )
 def test_bad_product_bodies_answer_400_naming_the_field(body: dict[str, Any], field: str) -> None:
     before = acme_product_count()
-    error(admin_client().post(PRODUCTS, body, format="json"), 400, field)
+    assert_error(admin_client().post(PRODUCTS, body, format="json"), 400, field=field)
     assert acme_product_count() == before
     if field not in body:
         return  # a missing field is fine for PATCH
     product = make_product(name="untouched", price=Decimal("2.00"))
-    error(admin_client().patch(detail_url(product.pk), {field: body[field]}, format="json"), 400, field)
-    with schema_context(ACME.slug):
+    assert_error(admin_client().patch(detail_url(product.pk), {field: body[field]}, format="json"), 400, field=field)
+    with schema_context(ACME.schema):
         again = Product.objects.get(pk=product.pk)
     assert (again.name, again.price) == ("untouched", Decimal("2.00"))
 
@@ -218,15 +219,15 @@ def test_edge_values_that_are_fine() -> None:
         response = admin.post(PRODUCTS, {"name": "n" * 200, "price": price}, format="json")
         assert response.status_code == 201, (price, response.content)
         assert Decimal(response.json()["price"]) == Decimal(price)
-    error(admin.post(PRODUCTS, {"name": "x", "price": "10000000000.00"}, format="json"), 400, "price")
+    assert_error(admin.post(PRODUCTS, {"name": "x", "price": "10000000000.00"}, format="json"), 400, field="price")
 
 
 def test_malformed_bodies_are_400_json() -> None:
     admin = admin_client()
-    error(admin.post(PRODUCTS, "{not json", content_type="application/json"), 400)
-    error(admin.post(PRODUCTS, ["a", "list"], format="json"), 400)
+    assert_error(admin.post(PRODUCTS, "{not json", content_type="application/json"), 400)
+    assert_error(admin.post(PRODUCTS, ["a", "list"], format="json"), 400)
     response = admin.post(PRODUCTS, "name=x&price=1", content_type="application/x-www-form-urlencoded")
-    error(response, 415)
+    assert_error(response, 415)
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,7 @@ def test_odd_ids_in_the_url_answer_json_4xx(pk: str, method: str) -> None:
     make_product()
     response = getattr(admin_client(), method)(f"{PRODUCTS}{pk}/", {"name": "x"}, format="json")
     assert response.status_code in (400, 404), (pk, response.status_code, response.content)
-    error(response, response.status_code)
+    assert_error(response, response.status_code)
 
 
 @pytest.mark.parametrize(
@@ -245,7 +246,7 @@ def test_odd_ids_in_the_url_answer_json_4xx(pk: str, method: str) -> None:
 )
 @pytest.mark.parametrize("pk", ["abc", "99999999999999999999999"])
 def test_odd_ids_on_actions_answer_json_404(method: str, suffix: str, pk: str) -> None:
-    error(getattr(admin_client(), method)(f"{PRODUCTS}{pk}/{suffix}"), 404)
+    assert_error(getattr(admin_client(), method)(f"{PRODUCTS}{pk}/{suffix}"), 404)
 
 
 @pytest.mark.parametrize(
@@ -260,7 +261,7 @@ def test_odd_ids_on_actions_answer_json_404(method: str, suffix: str, pk: str) -
     ],
 )
 def test_nul_bytes_in_the_query_answer_400_json(query: str) -> None:
-    body = error(admin_client().get(f"{PRODUCTS}?{query}"), 400)
+    body = assert_error(admin_client().get(f"{PRODUCTS}?{query}"), 400)
     assert "nul" in body["detail"].lower(), body
 
 
@@ -287,7 +288,7 @@ def test_odd_queries_never_500(query: str) -> None:
     assert response.status_code < 500, (query, response.content)
     assert response["Content-Type"].startswith("application/json")
     if response.status_code >= 400:
-        error(response, response.status_code)
+        assert_error(response, response.status_code)
 
 
 # --- tenants -------------------------------------------------------------------------------------------------
@@ -295,39 +296,38 @@ def test_odd_queries_never_500(query: str) -> None:
 
 def test_globex_sees_nothing_of_acme() -> None:
     acme_ids = bulk_products(5, is_published=True) + bulk_products(5)
-    with schema_context(GLOBEX.slug):
-        # An explicit id well clear of acme's, so that no acme row shares it.
-        globex_product = Product.objects.create(pk=max(acme_ids) + 10_000, name="globex only", price=Decimal(1))
+    # An explicit id well clear of acme's, so that no acme row shares it.
+    globex_product = make_product(GLOBEX, pk=max(acme_ids) + 10_000, name="globex only", price=Decimal(1))
     globex_admin = admin_client(GLOBEX)
-    globex_user = user_client(make_user(GLOBEX, prefix="globexer"), GLOBEX)
+    globex_user = api_client(GLOBEX, user=make_user(GLOBEX, prefix="globexer"))
 
-    for client in (globex_admin, globex_user, anon(GLOBEX)):
+    for client in (globex_admin, globex_user, api_client(GLOBEX)):
         shown = list_ids(client)
         assert not set(acme_ids) & set(shown), shown
     assert list_ids(globex_admin) == [globex_product.pk]
     assert list_ids(globex_admin, "search=bulk") == []
 
     for pk in acme_ids:
-        error(globex_admin.get(detail_url(pk)), 404)
-    error(globex_admin.patch(detail_url(acme_ids[0]), {"name": "hijacked"}, format="json"), 404)
-    error(globex_admin.delete(detail_url(acme_ids[-1])), 404)
-    error(globex_admin.post(f"{detail_url(acme_ids[-1])}publish/"), 404)
-    error(globex_admin.get(f"{detail_url(acme_ids[0])}permissions/"), 404)
-    error(globex_admin.get(f"{detail_url(acme_ids[0])}access/"), 404)
-    error(anon(GLOBEX).get(detail_url(acme_ids[0])), 404)
-    with schema_context(ACME.slug):
+        assert_error(globex_admin.get(detail_url(pk)), 404)
+    assert_error(globex_admin.patch(detail_url(acme_ids[0]), {"name": "hijacked"}, format="json"), 404)
+    assert_error(globex_admin.delete(detail_url(acme_ids[-1])), 404)
+    assert_error(globex_admin.post(f"{detail_url(acme_ids[-1])}publish/"), 404)
+    assert_error(globex_admin.get(f"{detail_url(acme_ids[0])}permissions/"), 404)
+    assert_error(globex_admin.get(f"{detail_url(acme_ids[0])}access/"), 404)
+    assert_error(api_client(GLOBEX).get(detail_url(acme_ids[0])), 404)
+    with schema_context(ACME.schema):
         assert Product.objects.filter(pk__in=acme_ids).count() == 10
         assert not Product.objects.filter(name="hijacked").exists()
 
     # And the other way round.
-    error(admin_client().get(detail_url(globex_product.pk)), 404)
+    assert_error(admin_client().get(detail_url(globex_product.pk)), 404)
     assert globex_product.pk not in list_ids(admin_client())
 
 
 def test_acme_token_is_refused_on_globex() -> None:
     bulk_products(2, is_published=True)
-    access = jwt_login(ACME.host, ACME.admin_email)["access"]
-    error(authed(GLOBEX.host, access).get(PRODUCTS), 401)
-    error(authed(GLOBEX.host, access).post(PRODUCTS, {"name": "x", "price": "1.00"}, format="json"), 401)
-    with schema_context(GLOBEX.slug):
+    access = jwt_login(ACME, ACME.admin_email)["access"]
+    assert_error(api_client(GLOBEX, token=access).get(PRODUCTS), 401)
+    assert_error(api_client(GLOBEX, token=access).post(PRODUCTS, {"name": "x", "price": "1.00"}, format="json"), 401)
+    with schema_context(GLOBEX.schema):
         assert not Product.objects.exists()

@@ -20,17 +20,17 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
-from tests.catalog.support import (
+from tests.helpers import (
+    ACME,
+    PASSWORD,
     PRODUCTS,
     admin_client,
-    anon,
+    api_client,
     detail_url,
     grants_url,
     make_group,
     make_user,
-    user_client,
 )
-from tests.conftest import ACME, PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def build(*, products: int, grants: int) -> tuple[User, list[int]]:
     owner = make_user(prefix="owner")
     grantee = make_user(prefix="grantee")
     groups = [make_group(members=(grantee,)) for _ in range(3)]
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         others = User.objects.bulk_create(
             User(email=f"other{n}-{i}@acme.test", username=f"other{n}-{i}", password=PASSWORD) for i in range(20)
         )
@@ -112,7 +112,7 @@ def test_list_budget_for_a_grants_only_user_is_flat() -> None:
     counts = {}
     for products, grants in WORLDS:
         grantee, visible = build(products=products, grants=grants)
-        client = user_client(grantee)
+        client = api_client(user=grantee)
         # The list shows exactly what the grants give, no more.
         body = client.get(f"{PRODUCTS}?page_size=200").json()
         assert sorted(item["id"] for item in body["results"]) == visible
@@ -137,17 +137,17 @@ def test_list_budget_for_the_admin_is_flat() -> None:
 
 def test_list_budget_for_anonymous_and_model_permission_users() -> None:
     build(products=60, grants=100)
-    with schema_context(ACME.slug):
+    with schema_context(ACME.schema):
         Product.objects.filter(name__startswith="p").update(is_published=True)
     manager = make_user(prefix="manager")
     make_group(name="ProductManagers", perms=("view_product", "change_product"), members=(manager,))
-    for client in (anon(), user_client(manager)):
+    for client in (api_client(), api_client(user=manager)):
         assert count_queries(client, PRODUCTS) <= LIST_BUDGET, sql_of(client, PRODUCTS)
 
 
 def test_list_budget_with_filters_search_and_ordering() -> None:
     grantee, _ = build(products=200, grants=500)
-    client = user_client(grantee)
+    client = api_client(user=grantee)
     url = f"{PRODUCTS}?is_published=false&search=p&ordering=-price&owner=1&page_size=50"
     assert count_queries(client, url) <= LIST_BUDGET, sql_of(client, url)
 
@@ -156,7 +156,7 @@ def test_detail_budget() -> None:
     counts = {}
     for products, grants in ((5, 5), (200, 500)):
         grantee, visible = build(products=products, grants=grants)
-        for who, client in (("grantee", user_client(grantee)), ("admin", admin_client())):
+        for who, client in (("grantee", api_client(user=grantee)), ("admin", admin_client())):
             counts[(who, products, grants)] = count_queries(client, detail_url(visible[0]))
     assert max(counts.values()) <= DETAIL_BUDGET, counts
     assert len({c for (who, _, _), c in counts.items() if who == "grantee"}) == 1, counts
@@ -168,7 +168,7 @@ def test_grants_listing_has_no_per_row_queries() -> None:
     client = admin_client()
     for grants in (2, 40):
         owner = make_user(prefix="owner")
-        with schema_context(ACME.slug):
+        with schema_context(ACME.schema):
             product = Product.objects.create(name="listed", price=Decimal(1), owner=owner)
             users = User.objects.bulk_create(
                 User(email=f"g{grants}-{i}@acme.test", username=f"g{grants}-{i}") for i in range(grants // 2)

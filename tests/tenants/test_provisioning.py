@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
 from django.db import connection as django_connection
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_context
+from psycopg import sql
 
 from accounts.models import User
 from core.errors import ApplicationError
 from tenants import cloning, services
 from tenants.db import connection
 from tenants.models import Domain, Tenant
-from tenants.services import SlugTaken, tenant_provision
-from tests.conftest import ACME, GLOBEX, PASSWORD, client_for, jwt_login
+from tenants.services import SlugTaken, schema_is_current, tenant_provision
+from tests.helpers import ACME, GLOBEX, PASSWORD, api_client, jwt_login
 from tests.tenants.schema_signature import schema_signature
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -69,8 +74,6 @@ def users_in(schema: str) -> list[tuple[str, bool, bool]]:
 
 def rows_of(schema: str, query: str) -> list[tuple[Any, ...]]:
     """``query`` with ``{schema}`` replaced by the quoted schema name, sorted."""
-    from psycopg import sql
-
     with connection.cursor() as cursor:
         cursor.execute(query.format(schema=sql.Identifier(schema).as_string()))
         return sorted(cursor.fetchall())
@@ -131,15 +134,14 @@ def test_admin_logs_in_on_new_host_only(db: None) -> None:
     tokens = jwt_login("hooli.localhost", "boss@hooli.test")
     assert set(tokens) >= {"access", "refresh"}
 
-    me = client_for("hooli.localhost")
-    me.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    me = api_client("hooli.localhost", token=tokens["access"])
     body = me.get("/api/auth/users/me/").json()
     assert body["email"] == "boss@hooli.test"
     assert body["username"] == "gavin"
 
     # The same credentials mean nothing on another tenant or the public host.
     for host in (ACME.host, "localhost"):
-        response = client_for(host).post(
+        response = api_client(host).post(
             "/api/auth/jwt/create/", {"email": "boss@hooli.test", "password": PASSWORD}, format="json"
         )
         assert response.status_code == 401, (host, response.content)
@@ -191,9 +193,6 @@ def test_clone_is_indistinguishable_from_migrate(db: None) -> None:
     assert users_in("cloned") == [("boss@cloned.test", True, True)]
     assert users_in("migrated") == [("boss@migrated.test", True, True)]
     with schema_context("cloned"):
-        from django.contrib.auth.models import Permission
-        from django.contrib.contenttypes.models import ContentType
-
         ct = ContentType.objects.create(app_label="probe", model="probe")
         Permission.objects.create(codename="probe", name="probe", content_type=ct)
     connection.set_schema_to_public()
@@ -497,33 +496,23 @@ def test_bad_name_is_refused(db: None, name: Any) -> None:
 
 def test_migrate_path_keeps_the_host_suspended_until_the_tenant_is_ready(db, monkeypatch):
     """migrate commits as it goes; while it runs, the host must answer 403, not a half-made schema."""
-    from django.core import management
-
-    from tests.conftest import client_for
-
     seen: list[int] = []
-    real_call_command = management.call_command
+    real_call_command = call_command
 
     def call_command_and_probe(*args, **kwargs):
         real_call_command(*args, **kwargs)
-        seen.append(client_for("slowpoke.localhost").get("/api/health/").status_code)
-        from tenants.db import connection
-
+        seen.append(api_client("slowpoke.localhost").get("/api/health/").status_code)
         connection.set_schema_to_public()
 
     monkeypatch.setattr("tenants.services.call_command", call_command_and_probe)
     tenant_provision(slug="slowpoke", name="Slow", admin_email="a@slow.test", admin_password=PASSWORD, method="migrate")
     assert seen == [403]
-    assert client_for("slowpoke.localhost").get("/api/health/").status_code == 200
+    assert api_client("slowpoke.localhost").get("/api/health/").status_code == 200
 
 
 def test_bootstrap_migrates_only_the_schemas_that_lag(db):
     """`bootstrap` checks each schema's django_migrations and runs migrate_schemas
     only where something is missing (plain migrate_schemas visits every schema)."""
-    from io import StringIO
-
-    from django.core.management import call_command
-
     out = StringIO()
     call_command("bootstrap", verbosity=0, stdout=out)
     assert "Tenant schemas migrated: 0 of" in out.getvalue()
@@ -534,8 +523,6 @@ def test_bootstrap_migrates_only_the_schemas_that_lag(db):
         cursor.execute(
             "DELETE FROM globex.django_migrations WHERE app = 'accounts' AND name = '0003_audit_entry_plural'"
         )
-    from tenants.services import schema_is_current
-
     assert not schema_is_current("globex")
     out = StringIO()
     call_command("bootstrap", verbosity=0, stdout=out)

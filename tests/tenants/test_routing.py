@@ -12,10 +12,11 @@ import pytest
 from django.db import connection as django_connection
 from django.test.utils import CaptureQueriesContext
 
+from tenants import cache as tenant_cache
 from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import domain_add, domain_remove, tenant_archive, tenant_provision, tenant_update
-from tests.conftest import ACME, BASE, GLOBEX, PASSWORD, client_for
+from tests.helpers import ACME, BASE, GLOBEX, PASSWORD, api_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,30 +27,30 @@ def _lookups(queries: list[dict[str, str]]) -> list[str]:
 
 @pytest.mark.parametrize("host", ["nope.localhost", "evil.example.com", "acme.localhost.evil.com", "localhostx"])
 def test_unknown_hosts_answer_404_json(db, host):
-    response = client_for(host).get("/api/health/")
+    response = api_client(host).get("/api/health/")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "Unknown host.", "code": "unknown_host"}
 
 
 def test_public_and_tenant_urlconfs_are_separate(db):
-    assert client_for(BASE).get("/api/auth/users/").status_code == 404
-    assert client_for(ACME.host).get("/api/platform/tenants/").status_code == 404
-    missing = client_for(ACME.host).get("/no/such/path/")
+    assert api_client(BASE).get("/api/auth/users/").status_code == 404
+    assert api_client(ACME.host).get("/api/platform/tenants/").status_code == 404
+    missing = api_client(ACME.host).get("/no/such/path/")
     assert missing.status_code == 404
     assert missing.json()["code"] == "not_found"
 
 
 def test_each_host_gets_its_own_schema(db):
-    assert client_for(ACME.host).get("/api/health/").json() == {"status": "ok", "schema": "acme", "tenant": "acme"}
-    assert client_for(GLOBEX.host).get("/api/health/").json()["schema"] == "globex"
-    assert client_for(BASE).get("/api/health/").json() == {"status": "ok", "schema": "public", "tenant": None}
-    assert client_for(f"www.{ACME.host}").get("/api/health/").json()["tenant"] == "acme"
-    assert client_for(f"{ACME.host}:8000").get("/api/health/").json()["tenant"] == "acme"
+    assert api_client(ACME.host).get("/api/health/").json() == {"status": "ok", "schema": "acme", "tenant": "acme"}
+    assert api_client(GLOBEX.host).get("/api/health/").json()["schema"] == "globex"
+    assert api_client(BASE).get("/api/health/").json() == {"status": "ok", "schema": "public", "tenant": None}
+    assert api_client(f"www.{ACME.host}").get("/api/health/").json()["tenant"] == "acme"
+    assert api_client(f"{ACME.host}:8000").get("/api/health/").json()["tenant"] == "acme"
 
 
 def test_warm_request_spends_no_query_on_tenant_resolution(db):
-    client = client_for(ACME.host)
+    client = api_client(ACME.host)
     with CaptureQueriesContext(django_connection) as cold:
         assert client.get("/api/health/").status_code == 200
     assert len(_lookups(cold.captured_queries)) == 1  # the one domain lookup
@@ -62,45 +63,45 @@ def test_warm_request_spends_no_query_on_tenant_resolution(db):
 
 
 def test_unknown_host_lookups_are_cached_too(db):
-    client_for("ghost.localhost").get("/api/health/")
+    api_client("ghost.localhost").get("/api/health/")
     with CaptureQueriesContext(django_connection) as warm:
-        assert client_for("ghost.localhost").get("/api/health/").status_code == 404
+        assert api_client("ghost.localhost").get("/api/health/").status_code == 404
     assert _lookups(warm.captured_queries) == []
 
 
 @pytest.mark.parametrize("path", ["/api/health/", "/api/auth/jwt/create/", "/admin/", "/does/not/exist/"])
 def test_suspended_tenant_answers_403_on_every_path(db, path):
-    client = client_for(ACME.host)
+    client = api_client(ACME.host)
     assert client.get("/api/health/").status_code == 200  # warm the cache first
     tenant_archive(tenant=Tenant.objects.get(slug="acme"))
     response = client.post(path, {}, format="json") if "jwt" in path else client.get(path)
     assert response.status_code == 403
     assert response.json() == {"detail": "This tenant is suspended.", "code": "tenant_suspended"}
-    assert client_for(GLOBEX.host).get("/api/health/").status_code == 200
+    assert api_client(GLOBEX.host).get("/api/health/").status_code == 200
 
 
 def test_reactivation_takes_effect_at_once(db):
     acme = Tenant.objects.get(slug="acme")
     tenant_archive(tenant=acme)
-    assert client_for(ACME.host).get("/api/health/").status_code == 403
+    assert api_client(ACME.host).get("/api/health/").status_code == 403
     tenant_update(tenant=acme, is_active=True)
-    assert client_for(ACME.host).get("/api/health/").status_code == 200
+    assert api_client(ACME.host).get("/api/health/").status_code == 200
 
 
 def test_domain_changes_take_effect_at_once(db):
     acme = Tenant.objects.get(slug="acme")
     extra = "shop-acme.localhost"
-    assert client_for(extra).get("/api/health/").status_code == 404  # cached as unknown
+    assert api_client(extra).get("/api/health/").status_code == 404  # cached as unknown
     domain_add(tenant=acme, domain=extra)
-    assert client_for(extra).get("/api/health/").json()["tenant"] == "acme"
+    assert api_client(extra).get("/api/health/").json()["tenant"] == "acme"
     domain_remove(tenant=acme, domain=extra)
-    assert client_for(extra).get("/api/health/").status_code == 404
+    assert api_client(extra).get("/api/health/").status_code == 404
 
 
 def test_new_tenant_host_is_served_even_if_asked_for_before(db):
-    assert client_for("newco.localhost").get("/api/health/").status_code == 404
+    assert api_client("newco.localhost").get("/api/health/").status_code == 404
     tenant_provision(slug="newco", name="NewCo", admin_email="a@newco.test", admin_password=PASSWORD)
-    assert client_for("newco.localhost").get("/api/health/").json()["tenant"] == "newco"
+    assert api_client("newco.localhost").get("/api/health/").json()["tenant"] == "newco"
 
 
 def test_template_is_never_served(db):
@@ -133,12 +134,10 @@ def test_suspension_reaches_every_process(committed, settings, backend):
             "LOCATION": str(REPO / ".data" / "cache" / "tenants"),
         }
     settings.CACHES = {**settings.CACHES, "tenants": tenants_cache}
-    from tenants import cache as tenant_cache
-
     tenant_cache.clear()
     committed("multiproc")
     tenant_provision(slug="multiproc", name="M", admin_email="a@m.test", admin_password=PASSWORD)
-    client = client_for("multiproc.localhost")
+    client = api_client("multiproc.localhost")
     assert client.get("/api/health/").status_code == 200
     with CaptureQueriesContext(django_connection) as warm:
         assert client.get("/api/health/").status_code == 200

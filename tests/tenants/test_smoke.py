@@ -1,6 +1,6 @@
-from tests.conftest import ACME, BASE, client_for
+from tests.helpers import ACME, BASE, api_client
 
 
 def test_health_on_tenant_and_public(db):
-    assert client_for(ACME.host).get("/api/health/").json()["tenant"] == "acme"
-    assert client_for(BASE).get("/api/health/").json()["schema"] == "public"
+    assert api_client(ACME).get("/api/health/").json()["tenant"] == "acme"
+    assert api_client(BASE).get("/api/health/").json()["schema"] == "public"
