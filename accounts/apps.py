@@ -1,4 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+
+# djoser's *_RETYPE serializers check emailed tokens with the view's generator,
+# which is djoser's default one: not bound to the tenant, one for every purpose.
+# Ours (accounts.serializers) each name their own; these switches would bypass them.
+_UNSUPPORTED_DJOSER_SWITCHES = (
+    "PASSWORD_RESET_CONFIRM_RETYPE",
+    "USERNAME_RESET_CONFIRM_RETYPE",
+    "SET_PASSWORD_RETYPE",
+    "SET_USERNAME_RETYPE",
+    "USER_CREATE_PASSWORD_RETYPE",
+)
+
+
+def check_djoser_switches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    on = [name for name in _UNSUPPORTED_DJOSER_SWITCHES if getattr(settings, "DJOSER", {}).get(name)]
+    return [
+        checks.Error(
+            f"DJOSER[{name!r}] is not supported: djoser's retype serializers would check emailed "
+            "tokens with a generator that is not bound to the tenant.",
+            id="accounts.E001",
+        )
+        for name in on
+    ]
 
 
 class AccountsConfig(AppConfig):
@@ -6,6 +35,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        checks.register(check_djoser_switches)
         # Imported here, once every app's models are loaded: the receivers
         # connect to other apps' grant tables, and the OpenAPI extension
         # registers itself on import. Neither is a circle being dodged.

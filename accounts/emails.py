@@ -106,7 +106,7 @@ def build(site: Site, kind: str, user: Any, *, to: str | None = None, **extra: A
             url=f"{site.scheme}://{site.host}/{path}",
             expires_hours=max(1, int(getattr(settings, timeout_setting)) // 3600),
         )
-    return Email(kind=kind, to=to or user.email, context=context)
+    return Email(kind=kind, to=user.email if to is None else to, context=context)
 
 
 def send_after_commit(email: Email) -> None:

@@ -91,10 +91,11 @@ class CurrentUserSerializer(UserSerializer):
 
 
 class _UidAndTokenSerializer(serializers.Serializer):
-    """djoser's, but each purpose names its own token generator, and any uid
-    that cannot name a user is a 400, never a 500. The user the link names is
-    ``validated_data["user"]``."""
+    """The uid and one-time token of an emailed link."""
 
+    # djoser's, but each purpose names its own generator (bound to the tenant),
+    # any uid that cannot name a user is a 400, never a 500, and the user the
+    # link names is validated_data["user"].
     token_generator: ClassVar[TenantTokenGenerator]
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=128)

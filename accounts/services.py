@@ -40,10 +40,19 @@ class Names(TypedDict, total=False):
     last_name: str
 
 
+def _only(fields: dict[str, object], allowed: type) -> None:
+    """Typed keyword dicts are not checked at run time: refuse any other key
+    (say, is_staff passed along from a registration body)."""
+    unknown = set(fields) - set(allowed.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected fields: {', '.join(sorted(unknown))}")
+
+
 def user_create(*, email: str, username: str, password: str | None, **fields: Unpack[UserFields]) -> User:
     """A user of the current schema (active unless told otherwise); a taken
     email or username is a Conflict naming the field, also when a concurrent
     write took it first."""
+    _only(dict(fields), UserFields)
     email = User.objects.normalize_email(email)
     try:
         with transaction.atomic():
@@ -58,6 +67,7 @@ def user_register(
 ) -> User:
     """Create a user of ``tenant``. Active at once unless the tenant requires
     activation, in which case an activation email goes out."""
+    _only(dict(names), Names)
     needs_activation = bool(tenant and tenant.require_activation)
     user = user_create(email=email, username=username, password=password, is_active=not needs_activation, **names)
     if needs_activation:

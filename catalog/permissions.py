@@ -87,7 +87,7 @@ class CanManageGrants(IsAuthenticated):
     """A product's object grants (``.../permissions/``): tenant admins for any
     product; the owner (IsOwner) for its own, granting only what it holds on
     it itself (policy.may_grant). The view names what a POST grants in
-    ``view.granting`` once the body is valid."""
+    ``view.granting`` once the body is valid; a POST without it is refused."""
 
     message = "Only a tenant admin or the product's owner may manage its permissions."
 
@@ -97,8 +97,12 @@ class CanManageGrants(IsAuthenticated):
         _visible_or_404(request, obj)
         if not IsOwner().has_object_permission(request, view, obj):
             return False
-        granting = list(getattr(view, "granting", ()))
-        if granting and not policy.may_grant(request.user, obj, granting):
+        if request.method != "POST":
+            return True
+        granting = getattr(view, "granting", None)
+        if granting is None:  # fail closed: the view did not say what is granted
+            return False
+        if not policy.may_grant(request.user, obj, list(granting)):
             raise PermissionDenied("You can only grant permissions you hold on this product yourself.")
         return True
 

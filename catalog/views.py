@@ -10,13 +10,13 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from accounts import selectors as account_selectors
-from accounts.permissions import IsTenantAdmin
+from accounts.permissions import IsTenantAdmin, is_tenant_admin
 from catalog import policy, selectors, services
 from catalog.models import Product
 from catalog.permissions import (
@@ -62,21 +62,30 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
     ordering_fields = ["id", "name", "price", "created_at", "updated_at", "published_at"]
     ordering = ["id"]
     required_action: str | None = None
-    granting: tuple[str, ...] = ()
+    # Set by the grants and explain actions: tenant admins reach any product there.
+    admins_reach_any_product = False
+    # What a POST on a product's grants would grant, once its body is valid
+    # (CanManageGrants refuses a POST while it is unset).
+    granting: tuple[str, ...] | None = None
 
     def get_queryset(self) -> QuerySet[Product]:
         return policy.visible(self.request.user, "view", Product.objects.order_by("id"))
 
     def get_object(self) -> Product:
-        """The product with a flag per action the request needs, in one query;
-        whether the caller may see it or act on it is the permission classes'
-        decision (a product it cannot see: 404)."""
+        """The product with a flag per action the request needs, in one query.
+        A product the caller cannot see is a 404 here, before any permission
+        class, unless the action lets tenant admins reach every product
+        (grants, explain); whether the caller may act on it is the
+        permission classes' decision."""
         pk = parse_id(self.kwargs["pk"])
         if pk is None:
             raise Http404
         needed = policy.action_for(self.request.method, self.required_action) or "view"
         product = policy.product_with_access(self.request.user, pk, tuple(dict.fromkeys(("view", needed))))
         if product is None:
+            raise Http404
+        admin_reach = self.admins_reach_any_product and is_tenant_admin(self.request.user)
+        if not (product.can_view or admin_reach):  # type: ignore[attr-defined]
             raise Http404
         self.check_object_permissions(self.request, product)
         return product
@@ -113,9 +122,10 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
         url_path="permissions",
         permission_classes=[CanManageGrants],
         required_action="view",
+        admins_reach_any_product=True,
     )
     def permissions(self, request: Request, pk: str) -> Response:
-        if request.method == "GET":
+        if request.method in SAFE_METHODS:  # GET, and the HEAD DRF adds for it
             return Response(selectors.product_grants(product=self.get_object()))
         data = GrantSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -148,7 +158,13 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
     # --- explain ------------------------------------------------------------------------
 
     @extend_schema(parameters=[OpenApiParameter("user", int, description="Whose access (default: yours).")])
-    @action(detail=True, methods=["get"], permission_classes=[CanExplainAccess], required_action="view")
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[CanExplainAccess],
+        required_action="view",
+        admins_reach_any_product=True,
+    )
     def access(self, request: Request, pk: str) -> Response:
         product = self.get_object()
         raw = request.query_params.get("user")

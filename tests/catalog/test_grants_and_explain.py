@@ -7,15 +7,20 @@ creates them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
 from django_tenants.utils import schema_context
 from guardian.shortcuts import assign_perm, remove_perm
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.test import APIRequestFactory, force_authenticate
 
 from accounts.models import User
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
+from catalog.permissions import CanManageGrants
+from catalog.views import ProductViewSet
 from tests.helpers import (
     ACME,
     AUDIT,
@@ -657,3 +662,50 @@ def test_staff_without_product_rights_manage_grants_and_explain_any_product() ->
     grant = {"user": staff.pk, "permissions": ["view_product"]}
     assert client.post(grants_url(hidden.pk), grant, format="json").status_code == 200
     assert client.get(detail_url(hidden.pk)).status_code == 200
+
+
+# --- safety nets: the gates fail closed ------------------------------------------------------------------------
+
+
+def test_head_on_grants_reads_and_never_revokes(owner: User, product: Product) -> None:
+    """DRF answers HEAD with the GET handler: a body sent with it changes nothing."""
+    viewer = make_user(prefix="viewer")
+    with schema_context(ACME.schema):
+        assign_perm("view_product", viewer, product)
+    before = held(product)
+    body = {"user": viewer.pk, "permissions": ["view_product"]}
+    response = api_client(user=owner).generic("HEAD", grants_url(product.pk), json.dumps(body), "application/json")
+    assert response.status_code == 200
+    assert held(product) == before == {("user", viewer.pk, "view_product")}
+    assert audit_entries("object.revoke") == []
+
+
+def test_an_action_without_the_rule_still_hides_invisible_products(owner: User, product: Product) -> None:
+    """get_object answers 404 for a product the caller cannot see before any
+    permission class runs, so an action that forgets the rule leaks nothing."""
+    stranger = make_user(prefix="stranger")
+    view = ProductViewSet.as_view({"get": "retrieve"}, permission_classes=[IsAuthenticated])
+    request = APIRequestFactory().get(detail_url(product.pk))
+    force_authenticate(request, user=stranger)
+    with schema_context(ACME.schema):
+        assert view(request, pk=str(product.pk)).status_code == 404
+        force_authenticate(request, user=owner)
+        assert view(request, pk=str(product.pk)).status_code == 200
+
+
+def test_a_post_that_does_not_say_what_it_grants_is_refused(owner: User, product: Product) -> None:
+    """CanManageGrants fails closed for an owner's POST whose view did not name
+    the permissions being granted; admins and reads are unaffected."""
+    request = APIRequestFactory().post(grants_url(product.pk))
+    force_authenticate(request, user=owner)
+    request.user = owner  # as DRF's Request would expose it
+
+    class SaysNothing:
+        pass
+
+    class SaysWhat:
+        granting = ("view_product",)
+
+    with schema_context(ACME.schema):
+        assert CanManageGrants().has_object_permission(request, SaysNothing(), product) is False
+        assert CanManageGrants().has_object_permission(request, SaysWhat(), product) is True
