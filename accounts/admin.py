@@ -1,16 +1,57 @@
+"""The Django admin of a tenant, under the same role rules as the API
+(accounts.roles): the forms offer a non-superuser only what it may do, and the
+guards (accounts.guards) refuse whatever else reaches the models."""
+
+from __future__ import annotations
+
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission
+from django.db.models import ManyToManyField, QuerySet
+from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
 
 from accounts.models import AuditEntry, Customer, Profile, User
+from accounts.roles import is_superuser
+
+
+def _grantable_permissions(request: HttpRequest) -> QuerySet[Permission]:
+    """What the admin's user may hand out: everything for a superuser, else
+    the model permissions it holds itself."""
+    everything = Permission.objects.select_related("content_type")
+    if is_superuser(request.user):
+        return everything
+    held = {tuple(label.split(".", 1)) for label in request.user.get_all_permissions()}
+    ids = [p.pk for p in everything if (p.content_type.app_label, p.codename) in held]
+    return everything.filter(pk__in=ids)
+
+
+def _joinable_groups(request: HttpRequest) -> QuerySet[Group]:
+    """Groups whose every permission the admin's user holds (joining one grants them)."""
+    if is_superuser(request.user):
+        return Group.objects.all()
+    allowed = set(_grantable_permissions(request).values_list("pk", flat=True))
+    refused = Group.objects.filter(permissions__in=Permission.objects.exclude(pk__in=allowed)).values("pk")
+    return Group.objects.exclude(pk__in=refused)
+
+
+class _RoleAwareManyToMany:
+    def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name in ("permissions", "user_permissions"):
+            kwargs["queryset"] = _grantable_permissions(request)
+        elif db_field.name == "groups":
+            kwargs["queryset"] = _joinable_groups(request)
+        field: ModelMultipleChoiceField = super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+        return field
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(_RoleAwareManyToMany, DjangoUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "username", "first_name", "last_name", "is_active", "is_staff"]
+    list_display = ["email", "username", "first_name", "last_name", "is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "username", "first_name", "last_name"]
     fieldsets = (
         (None, {"fields": ("email", "username", "password")}),
@@ -19,6 +60,30 @@ class UserAdmin(DjangoUserAdmin):
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not is_superuser(request.user):  # only a superuser makes or unmakes staff and superusers
+            fields += ["is_staff", "is_superuser"]
+        return fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not is_superuser(request.user):
+            return False  # a superuser is changed by a superuser only (the page stays readable)
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.is_superuser and not is_superuser(request.user):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(_RoleAwareManyToMany, DjangoGroupAdmin):
+    pass
 
 
 admin.site.register(Profile)

@@ -85,13 +85,29 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.email
 
-    _loaded_is_active: bool | None = None
+    # (is_staff, is_superuser, is_active) as last read from or written to the
+    # database: what a save changes is judged against it (revocation here, the
+    # role rules in accounts.guards, the audit in accounts.audit.receivers).
+    _stored_roles: tuple[bool, bool, bool] | None = None
+    ROLE_FIELDS = ("is_staff", "is_superuser", "is_active")
 
     @classmethod
     def from_db(cls, db: Any, field_names: Any, values: Any) -> User:
         instance = super().from_db(db, field_names, values)
-        instance._loaded_is_active = bool(instance.__dict__["is_active"]) if "is_active" in instance.__dict__ else None
+        if all(name in instance.__dict__ for name in cls.ROLE_FIELDS):
+            instance._stored_roles = instance.roles()
         return instance
+
+    def roles(self) -> tuple[bool, bool, bool]:
+        return (bool(self.is_staff), bool(self.is_superuser), bool(self.is_active))
+
+    def stored_roles(self) -> tuple[bool, bool, bool] | None:
+        """The flags as the database holds them (one query if this instance
+        was not loaded with them); None for a user not saved yet."""
+        if self._stored_roles is None and self.pk is not None:
+            row = type(self)._default_manager.filter(pk=self.pk).values_list(*self.ROLE_FIELDS).first()
+            self._stored_roles = (bool(row[0]), bool(row[1]), bool(row[2])) if row else None
+        return self._stored_roles
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Revoke every token on a password change or a deactivation.
@@ -101,14 +117,19 @@ class User(AbstractUser):
         one of those paths forgets is no revocation. ``set_password`` leaves
         ``_password`` set until the save.
         """
-        deactivated = self._loaded_is_active is True and not self.is_active
+        stored = self._stored_roles
+        deactivated = stored is not None and stored[2] and not self.is_active
         if getattr(self, "_password", None) is not None or deactivated:
             self.token_epoch += 1
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "token_epoch"}
         super().save(*args, **kwargs)
-        self._loaded_is_active = self.is_active
+        saved = kwargs.get("update_fields")
+        now = self.roles()
+        if saved is not None and stored is not None:
+            now = tuple(now[i] if name in saved else stored[i] for i, name in enumerate(self.ROLE_FIELDS))  # type: ignore[assignment]
+        self._stored_roles = now
 
     def _get_session_auth_hash(self, secret: str | None = None) -> str:
         """Sessions (the Django admin) die with "log out everywhere" and
@@ -165,7 +186,8 @@ class AuditEntry(models.Model):
     """Who changed which permission of whom, in this tenant's schema.
 
     Rows are written for every change to groups, memberships, model
-    permissions and object grants, whatever the path (API, admin, shell);
+    permissions, object grants and a user's is_staff, is_superuser and
+    is_active, whatever the path (API, admin, shell);
     ``*_repr`` keep the names readable after the subject is gone.
     """
 
@@ -181,6 +203,12 @@ class AuditEntry(models.Model):
         USER_PERM_REMOVE = "user.perm_remove"
         OBJECT_GRANT = "object.grant"
         OBJECT_REVOKE = "object.revoke"
+        STAFF_ON = "user.staff_on"
+        STAFF_OFF = "user.staff_off"
+        SUPERUSER_ON = "user.superuser_on"
+        SUPERUSER_OFF = "user.superuser_off"
+        ACTIVATE = "user.activate"
+        DEACTIVATE = "user.deactivate"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -20,6 +20,7 @@ from rest_framework import serializers
 from accounts.auth.link_tokens import TenantTokenGenerator, activation_tokens, email_reset_tokens, password_reset_tokens
 from accounts.models import AuditEntry, Customer, Profile, User
 from accounts.permissions import is_tenant_admin
+from accounts.roles import is_superuser
 from accounts.selectors import assignable_permissions
 from core.labels import label_of
 
@@ -63,13 +64,16 @@ class UserCreateSerializer(BaseUserCreateSerializer):
 
 
 class UserSerializer(BaseUserSerializer):
-    """The seed's user serializer, plus names; tenant admins may also
-    (de)activate other users, which revokes their tokens at once."""
+    """The seed's user serializer, plus names and roles. Tenant admins may
+    (de)activate other users, which revokes their tokens at once; superusers
+    may also make or unmake staff and superusers. Who may change whom is
+    accounts.roles' answer (a superuser only by a superuser; the tenant keeps
+    one active superuser)."""
 
     class Meta(BaseUserSerializer.Meta):
         model = User
-        fields = (*BaseUserSerializer.Meta.fields, "first_name", "last_name", "is_active", "is_staff")
-        read_only_fields = ("email", "is_staff")
+        fields = (*BaseUserSerializer.Meta.fields, "first_name", "last_name", "is_active", "is_staff", "is_superuser")
+        read_only_fields = ("email", "is_staff", "is_superuser")
 
     def get_fields(self) -> dict[str, Any]:
         fields = super().get_fields()
@@ -83,6 +87,9 @@ class UserSerializer(BaseUserSerializer):
         )
         if not editing_someone_else:
             fields["is_active"].read_only = True
+        if editing_someone_else and is_superuser(request.user):
+            fields["is_staff"] = serializers.BooleanField(required=False)
+            fields["is_superuser"] = serializers.BooleanField(required=False)
         return fields
 
 

@@ -159,8 +159,19 @@ def user_logout_everywhere(*, user: User) -> None:
         )
 
 
+def user_update(*, user: User, **fields: Any) -> User:
+    """Change a user's fields (names, is_active, roles). One transaction, so
+    the role rules' lock on the superusers holds until the change commits."""
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(user, name, value)
+        user.save()
+    return user
+
+
 def user_delete(*, user: User) -> None:
-    user.delete()
+    with transaction.atomic():
+        user.delete()
 
 
 # --- profile and customer ------------------------------------------------------------------
@@ -240,11 +251,14 @@ def group_delete(*, group: Group) -> None:
 
 
 def user_permissions_add(*, user: User, permissions: Iterable[Permission]) -> None:
-    user.user_permissions.add(*permissions)
+    """All or nothing: the role rules (accounts.guards) may refuse the add."""
+    with transaction.atomic():
+        user.user_permissions.add(*permissions)
 
 
 def user_permissions_remove(*, user: User, permissions: Iterable[Permission]) -> None:
-    user.user_permissions.remove(*permissions)
+    with transaction.atomic():
+        user.user_permissions.remove(*permissions)
 
 
 def _set_difference(manager: Any, wanted: set[Any]) -> None:

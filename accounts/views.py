@@ -92,6 +92,9 @@ class UserViewSet(DjoserUserViewSet):
             tenant=_tenant(self.request), links=_links(self.request), **serializer.validated_data
         )
 
+    def perform_update(self, serializer: BaseSerializer[User]) -> None:
+        serializer.instance = services.user_update(user=serializer.instance, **serializer.validated_data)  # type: ignore[arg-type]
+
     def perform_destroy(self, instance: User) -> None:
         services.user_delete(user=instance)
 

@@ -85,18 +85,17 @@ class CanPublishProduct(BasePermission):
 
 class CanManageGrants(IsAuthenticated):
     """A product's object grants (``.../permissions/``): tenant admins for any
-    product; the owner (IsOwner) for its own, granting only what it holds on
-    it itself (policy.may_grant). The view names what a POST grants in
+    product, the owner (IsOwner) for its own; either grants only what it holds
+    on the product itself, superusers excepted (policy.may_grant). The view names what a POST grants in
     ``view.granting`` once the body is valid; a POST without it is refused."""
 
     message = "Only a tenant admin or the product's owner may manage its permissions."
 
     def has_object_permission(self, request: Request, view: Any, obj: Product) -> bool:
-        if is_tenant_admin(request.user):
-            return True
-        _visible_or_404(request, obj)
-        if not IsOwner().has_object_permission(request, view, obj):
-            return False
+        if not is_tenant_admin(request.user):
+            _visible_or_404(request, obj)
+            if not IsOwner().has_object_permission(request, view, obj):
+                return False
         if request.method != "POST":
             return True
         granting = getattr(view, "granting", None)

@@ -201,13 +201,24 @@ def may_manage_grants(user: Caller, product: Product) -> bool:
 
 
 def may_grant(user: Caller, product: Product, codenames: list[str]) -> bool:
-    """Tenant admins grant anything; the owner only what it holds on the
-    product itself (ownership gives view/change/delete, not publish)."""
-    if is_tenant_admin(user):
+    """Who manages the product's grants grants only what it holds on the
+    product itself (accounts.roles: nobody grants what they do not hold),
+    superusers excepted. Ownership gives view/change/delete, not publish."""
+    if _authenticated(user) and user.is_superuser:
         return True
     if not may_manage_grants(user, product):
         return False
     return all(can(user, ACTION_BY_CODENAME[codename], product) for codename in codenames)
+
+
+def holds_on_all(user: Caller, product_ids: list[int], codenames: list[str]) -> bool:
+    """Whether ``user`` may perform every action of ``codenames`` on every one
+    of the products: one query per codename, whatever the number of products."""
+    wanted = set(product_ids)
+    return all(
+        set(visible(user, ACTION_BY_CODENAME[codename]).filter(pk__in=wanted).values_list("pk", flat=True)) == wanted
+        for codename in codenames
+    )
 
 
 def has_model_level(user: Caller, action: str) -> bool:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.audit import entries
 from accounts.audit.recording import record, recorded_by_caller
 from accounts.models import User
+from accounts.roles import RoleRefused, is_superuser
 from catalog import policy
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
 from core.errors import ApplicationError
@@ -83,6 +84,7 @@ def _existing(model: Any, ids: list[int], field: str) -> dict[int, Any]:
 
 def grants_change(
     *,
+    actor: User | None,
     grant: bool,
     codenames: Iterable[str],
     products: list[Product],
@@ -95,12 +97,18 @@ def grants_change(
     nothing and is not logged. Both are audited here, in one insert each, with
     the products' names: grants are written in bulk (no signals), and the
     signals of the revoking delete are held back (``recorded_by_caller``).
+
+    ``actor`` grants only what it holds on every product, superusers and the
+    system (None) excepted (accounts.roles).
     """
     codenames = list(dict.fromkeys(codenames))
     perms = _permissions(codenames)
     users = _existing(User, list(dict.fromkeys(user_ids)), "users")
     groups = _existing(Group, list(dict.fromkeys(group_ids)), "groups")
     product_ids = [p.pk for p in products]
+    checked = grant and actor is not None and not is_superuser(actor)
+    if checked and not policy.holds_on_all(actor, product_ids, codenames):
+        raise RoleRefused("You can only grant permissions you hold on these products yourself.")
     names = {p.pk: p.name for p in products}
     perm_ids = [p.pk for p in perms.values()]
     changed = 0

@@ -133,6 +133,7 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
             self.granting = tuple(data.validated_data["permissions"])  # CanManageGrants checks them
         product = self.get_object()
         services.grants_change(
+            actor=request.user,  # type: ignore[arg-type]
             grant=request.method == "POST",
             codenames=data.validated_data["permissions"],
             products=[product],
@@ -147,6 +148,7 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
         data = BulkGrantSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.grants_change(
+            actor=request.user,  # type: ignore[arg-type]
             grant=data.validated_data["action"] == "grant",
             codenames=data.validated_data["permissions"],
             products=selectors.products_by_ids(ids=data.validated_data["products"]),

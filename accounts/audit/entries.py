@@ -53,6 +53,21 @@ def model_permission_changed(holder: User | Group, permission: Permission, *, ad
     return AuditEntry(action=action, **_subject(holder), permission=label_of(permission))
 
 
+_ROLE_ACTIONS = {
+    ("is_staff", True): Action.STAFF_ON,
+    ("is_staff", False): Action.STAFF_OFF,
+    ("is_superuser", True): Action.SUPERUSER_ON,
+    ("is_superuser", False): Action.SUPERUSER_OFF,
+    ("is_active", True): Action.ACTIVATE,
+    ("is_active", False): Action.DEACTIVATE,
+}
+
+
+def role_changed(user: User, flag: str, *, now: bool) -> AuditEntry:
+    """``is_staff``, ``is_superuser`` or ``is_active`` of ``user`` set to ``now``."""
+    return AuditEntry(action=_ROLE_ACTIONS[(flag, now)], **_subject(user))
+
+
 def object_permission_changed(row: Any, *, granted: bool, target_repr: str | None = None) -> AuditEntry:
     """A row of a guardian direct foreign-key grant table (``user`` or
     ``group``, ``permission`` and ``content_object_id``) created or deleted.

@@ -44,6 +44,25 @@ def _group_deleted(sender: Any, instance: Group, **kwargs: Any) -> None:
         record([entries.group_deleted(instance)])
 
 
+# --- a user's roles: is_staff, is_superuser, is_active ------------------------------------
+
+
+def _user_saved(sender: Any, instance: User, created: bool, **kwargs: Any) -> None:
+    """Runs before User.save() records the new flags as stored, so the stored
+    ones are still the old (accounts.guards has loaded them)."""
+    if not signals_active():
+        return
+    now = dict(zip(User.ROLE_FIELDS, instance.roles(), strict=True))
+    if created:  # a new user is active by nature: log only the privileges it starts with
+        changed = {flag: True for flag in ("is_staff", "is_superuser") if now[flag]}
+    else:
+        before = dict(zip(User.ROLE_FIELDS, instance.stored_roles() or instance.roles(), strict=True))
+        saved = kwargs.get("update_fields")
+        changed = {f: now[f] for f in User.ROLE_FIELDS if now[f] != before[f] and (saved is None or f in saved)}
+    if changed:
+        record(entries.role_changed(instance, flag, now=value) for flag, value in changed.items())
+
+
 # --- many-to-many: memberships and model permissions ----------------------------------
 
 
@@ -130,6 +149,7 @@ def connect() -> None:
     pre_save.connect(_group_before_save, sender=Group, dispatch_uid=f"{uid}.group_before_save")
     post_save.connect(_group_saved, sender=Group, dispatch_uid=f"{uid}.group_saved")
     post_delete.connect(_group_deleted, sender=Group, dispatch_uid=f"{uid}.group_deleted")
+    post_save.connect(_user_saved, sender=User, dispatch_uid=f"{uid}.user_saved")
     m2m_changed.connect(_membership_changed, sender=User.groups.through, dispatch_uid=f"{uid}.membership")
     m2m_changed.connect(
         _user_permissions_changed, sender=User.user_permissions.through, dispatch_uid=f"{uid}.user_permissions"

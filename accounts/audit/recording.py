@@ -8,18 +8,22 @@ from contextvars import ContextVar
 from typing import Any
 
 from accounts.models import AuditEntry, User
+from tenants.db import connection
 
 # Called when an entry is recorded, not when the request starts: DRF
 # authenticates inside the view and writes its user back onto the request.
-_actor_of: ContextVar[Callable[[], Any] | None] = ContextVar("audit_actor", default=None)
+# The schema the actor belongs to goes with it: a user id means nothing in
+# another schema (an operator provisioning a tenant is not a user of it).
+_actor_of: ContextVar[tuple[Callable[[], Any], str] | None] = ContextVar("audit_actor", default=None)
 _suppressed: ContextVar[bool] = ContextVar("audit_suppressed", default=False)
 
 
 @contextmanager
 def actor_from(source: Callable[[], Any]) -> Iterator[None]:
     """Within this block, the actor is whatever ``source()`` returns when an
-    entry is recorded (the middleware passes the request's user)."""
-    token = _actor_of.set(source)
+    entry is recorded (the middleware passes the request's user), in the
+    schema that is current now."""
+    token = _actor_of.set((source, connection.schema_name))
     try:
         yield
     finally:
@@ -32,8 +36,16 @@ def acting_as(actor: User | None) -> Any:
 
 
 def current_actor() -> User | None:
-    source = _actor_of.get()
-    actor = source() if source is not None else None
+    """Who is making the change: a user of the current schema, or None (the
+    system: shell, migrations, an anonymous request, or a user of another
+    schema, such as an operator provisioning a tenant)."""
+    bound = _actor_of.get()
+    if bound is None:
+        return None
+    source, schema = bound
+    if schema != connection.schema_name:
+        return None
+    actor = source()
     return actor if isinstance(actor, User) and actor.pk else None
 
 

@@ -338,6 +338,7 @@ def test_owner_reads_and_updates_own_record(alice: User) -> None:
         "last_name": "Liddell",
         "is_active": True,
         "is_staff": False,
+        "is_superuser": False,
     }
     patched = client.patch(url, {"first_name": "Ally"}, format="json")
     assert patched.status_code == 200, patched.content

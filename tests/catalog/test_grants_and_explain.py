@@ -651,17 +651,34 @@ def test_explain_who_may_ask_about_whom(owner: User, product: Product) -> None:
 
 def test_staff_without_product_rights_manage_grants_and_explain_any_product() -> None:
     """Tenant admins (is_staff) reach every product's grants and explain, as the
-    bulk endpoint already let them; they still cannot view it through the list."""
+    bulk endpoint already let them; they still cannot view it through the list,
+    and grant only what they hold themselves (superusers excepted)."""
     staff = make_user(prefix="staff", is_staff=True)
+    colleague = make_user(prefix="colleague")
     hidden = make_product(owner=make_user())
     client = api_client(user=staff)
     assert client.get(detail_url(hidden.pk)).status_code == 404
     assert client.get(grants_url(hidden.pk)).status_code == 200
     answer = client.get(access_url(hidden.pk, staff.pk)).json()
     assert answer["actions"]["view"] == {"allowed": False, "sources": []}
+    for who in (staff, colleague):  # not to itself, not to anyone else
+        grant = {"user": who.pk, "permissions": ["view_product"]}
+        assert_error(client.post(grants_url(hidden.pk), grant, format="json"), 403)
+    bulk = {"action": "grant", "permissions": ["view_product"], "products": [hidden.pk], "users": [colleague.pk]}
+    assert_error(client.post(BULK, bulk, format="json"), 403)
+    assert held(hidden) == set()
+    # Once it holds view_product on the product, it may hand it on.
     grant = {"user": staff.pk, "permissions": ["view_product"]}
-    assert client.post(grants_url(hidden.pk), grant, format="json").status_code == 200
+    assert admin_client().post(grants_url(hidden.pk), grant, format="json").status_code == 200
+    colleague_grant = {"user": colleague.pk, "permissions": ["view_product"]}
+    assert client.post(grants_url(hidden.pk), colleague_grant, format="json").status_code == 200
     assert client.get(detail_url(hidden.pk)).status_code == 200
+    assert_error(
+        client.post(
+            grants_url(hidden.pk), {"user": colleague.pk, "permissions": ["can_publish_product"]}, format="json"
+        ),
+        403,
+    )
 
 
 # --- safety nets: the gates fail closed ------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""Tenant roles and the rules that keep them from escalating.
+
+The hierarchy, in every tenant (and for operators in ``public``):
+
+* a **superuser** may do anything, including making and unmaking staff and
+  superusers;
+* a **tenant admin** (staff, ``accounts.permissions.is_tenant_admin``) manages
+  users, groups and permissions, but never a superuser, never anyone's
+  ``is_staff`` or ``is_superuser``, and grants only permissions it holds;
+* everyone else, only what their permissions allow.
+
+And always: a tenant keeps at least one active superuser.
+
+The rules are checked against the actor of the change (``accounts.audit.
+recording.current_actor``: the request's user, or ``acting_as``), by the
+guards in ``accounts.guards`` on every path that writes users, memberships and
+permissions (API, Django admin, services, the shell), and by the services and
+permission classes that want to refuse before writing. No actor (the shell,
+migrations, a link followed anonymously) is the system: it is refused only
+what no one may do (leaving a tenant without a superuser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import connection
+
+from accounts.models import User
+from core.errors import ApplicationError
+from core.labels import label_of
+
+
+class RoleRefused(ApplicationError, DjangoPermissionDenied):
+    """403 with the rule's message: a JSON error in the API, Django's 403
+    handler on any other path (the Django admin)."""
+
+    status_code = HTTPStatus.FORBIDDEN
+    code = "permission_denied"
+
+
+def is_superuser(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_superuser)
+
+
+def _is_system(actor: Any) -> bool:
+    return actor is None
+
+
+def check_may_change(actor: Any, target: User, *, was_superuser: bool | None = None) -> None:
+    """Only a superuser changes, deactivates or deletes a superuser."""
+    superuser_target = target.is_superuser if was_superuser is None else was_superuser
+    if superuser_target and not (_is_system(actor) or is_superuser(actor)):
+        raise RoleRefused("Only a superuser may change, deactivate or delete a superuser.")
+
+
+def check_may_set_roles(actor: Any) -> None:
+    """Only a superuser makes or unmakes staff and superusers."""
+    if not (_is_system(actor) or is_superuser(actor)):
+        raise RoleRefused("Only a superuser may make or unmake staff and superusers.")
+
+
+def check_may_grant(actor: Any, permissions: Iterable[Permission]) -> None:
+    """Nobody grants a model permission they do not hold themselves,
+    superusers excepted (``permissions`` with their content types)."""
+    if _is_system(actor) or is_superuser(actor):
+        return
+    held = actor.get_all_permissions() if actor.is_authenticated and actor.is_active else set()
+    missing = sorted({label_of(p) for p in permissions} - held)
+    if missing:
+        raise RoleRefused(f"You can only grant permissions you hold yourself; you do not hold {', '.join(missing)}.")
+
+
+def check_keeps_a_superuser(target: User) -> None:
+    """Refuse to lose ``target`` as an active superuser if it is the last one.
+
+    Inside a transaction every active superuser row is locked first, so of two
+    concurrent demotions of the last two, the second waits, sees the first
+    one's change, and is refused."""
+    active = User.objects.filter(is_superuser=True, is_active=True)
+    if connection.in_atomic_block:
+        active = active.select_for_update()
+    if not set(active.values_list("pk", flat=True)) - {target.pk}:
+        raise RoleRefused(
+            "This is the last active superuser of the tenant: it cannot be demoted, deactivated or deleted."
+        )
