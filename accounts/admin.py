@@ -7,15 +7,36 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db.models import ManyToManyField, QuerySet
 from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest
 
+from accounts.auth.throttles import password_guess, retry_after
 from accounts.models import AuditEntry, Customer, Profile, User
 from accounts.roles import is_superuser
+
+
+class ThrottledAdminLoginForm(AdminAuthenticationForm):
+    """The admin's login, counted with jwt/create per (tenant, IP) and per
+    (tenant, account) before the password is even looked at."""
+
+    def clean(self) -> dict[str, Any]:
+        wait = password_guess(self.request, email=self.data.get("username"))
+        if wait is not None:
+            raise ValidationError(
+                "Too many login attempts. Try again in %(seconds)s seconds.",
+                code="throttled",
+                params={"seconds": retry_after(wait)},
+            )
+        return super().clean()
+
+
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 def _grantable_permissions(request: HttpRequest) -> QuerySet[Permission]:

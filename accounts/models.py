@@ -234,3 +234,17 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_repr or 'system'} {self.action} {self.subject_repr} {self.permission}".strip()
+
+
+class RateCounter(models.Model):
+    """A fixed-window counter of the throttles (accounts.auth.rates), in this
+    tenant's schema, when no Redis is configured: one atomic upsert per hit,
+    shared by every process that serves the tenant."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    period_no = models.BigIntegerField()  # which window: epoch seconds // its length
+    hits = models.PositiveIntegerField(default=0)
+    expires_at = models.BigIntegerField(db_index=True)  # epoch seconds
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits}"

@@ -21,7 +21,12 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from accounts import emails, selectors, services
-from accounts.auth.throttles import RegisterIPThrottle, ResetAccountThrottle, ResetIPThrottle
+from accounts.auth.throttles import (
+    CurrentPasswordThrottle,
+    RegisterIPThrottle,
+    ResetAccountThrottle,
+    ResetIPThrottle,
+)
 from accounts.models import AuditEntry, Customer, Profile, User
 from accounts.permissions import IsAdminOrReadOnly, IsTenantAdmin, is_tenant_admin
 from accounts.serializers import (
@@ -85,6 +90,11 @@ class UserViewSet(DjoserUserViewSet):
             return [RegisterIPThrottle()]
         if self.action in ("reset_password", "resend_activation", "reset_username"):
             return [ResetIPThrottle(), ResetAccountThrottle()]
+        checks_current_password = self.action in ("set_password", "set_username", "destroy") or (
+            self.action == "me" and self.request.method == "DELETE"
+        )
+        if checks_current_password:  # a password guess, counted with the account's logins
+            return [CurrentPasswordThrottle()]
         return list(super().get_throttles())
 
     def perform_create(self, serializer: BaseSerializer[User], *args: Any, **kwargs: Any) -> None:

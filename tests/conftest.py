@@ -85,6 +85,24 @@ def _fresh_tenancy_state() -> Iterator[None]:
 
 
 @pytest.fixture
+def rates(settings: Any) -> Callable[..., None]:
+    """``rates(login_account="3/min")``: every throttle generous (1000 per
+    period) but the ones named, for the rest of the test."""
+    generous = {
+        "login_ip": "1000/min",
+        "login_account": "1000/min",
+        "register_ip": "1000/hour",
+        "reset_ip": "1000/hour",
+        "reset_account": "1000/hour",
+    }
+
+    def set_rates(**overrides: str) -> None:
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**generous, **overrides}}
+
+    return set_rates
+
+
+@pytest.fixture
 def operator_client(db: None) -> APIClient:
     return admin_client(PLATFORM)
 

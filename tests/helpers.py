@@ -170,6 +170,15 @@ def assert_error(response: Any, status: int, *, field: str | None = None, code: 
     return body
 
 
+def assert_throttled(response: Any) -> None:
+    """429 in the error shape, with a positive whole-second Retry-After."""
+    assert_error(response, 429, code="throttled")
+    retry = response.headers.get("Retry-After")
+    assert retry is not None, dict(response.headers)
+    assert retry.isdigit(), retry
+    assert int(retry) > 0, retry
+
+
 # --- the product API -------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from tests.helpers import (
     admin_id,
     api_client,
     assert_error,
+    assert_throttled,
     jwt_login,
     make_user,
 )
@@ -890,31 +891,6 @@ def test_audit_of_globex_shows_nothing_of_acme() -> None:
 
 # --- throttling --------------------------------------------------------------------------------------------------
 
-RATES = {
-    "login_ip": "1000/min",
-    "login_account": "1000/min",
-    "register_ip": "1000/hour",
-    "reset_ip": "1000/hour",
-    "reset_account": "1000/hour",
-}
-
-
-@pytest.fixture
-def rates(settings: Any) -> Callable[..., None]:
-    def set_rates(**overrides: str) -> None:
-        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {**RATES, **overrides}}
-
-    return set_rates
-
-
-def throttled(response: Any) -> None:
-    body = assert_error(response, 429)
-    assert body["code"] == "throttled", body
-    retry = response.headers.get("Retry-After")
-    assert retry is not None, dict(response.headers)
-    assert retry.isdigit(), retry
-    assert int(retry) > 0, retry
-
 
 def login(tenant: DemoTenant, email: str, password: str = PASSWORD, ip: str = "10.0.0.1", **extra: Any) -> Any:
     body = {"email": email, "password": password, **extra}
@@ -927,8 +903,8 @@ def test_login_is_throttled_per_ip(rates: Callable[..., None]) -> None:
     for n in range(3):
         response = login(ACME, alice.email if n else ACME.admin_email, password="wrong" if n == 1 else PASSWORD)
         assert response.status_code in (200, 401), response.content
-    throttled(login(ACME, alice.email))  # right password, but this IP is spent
-    throttled(login(ACME, "someone@else.test", password="x"))
+    assert_throttled(login(ACME, alice.email))  # right password, but this IP is spent
+    assert_throttled(login(ACME, "someone@else.test", password="x"))
     assert login(ACME, alice.email, ip="10.0.0.2").status_code == 200  # another IP is not
 
 
@@ -937,9 +913,9 @@ def test_login_is_throttled_per_account_across_ips(rates: Callable[..., None]) -
     alice, bob = make_user(), make_user()
     for n in range(3):
         assert_error(login(ACME, alice.email, password=f"guess{n}", ip=f"10.1.0.{n}"), 401)
-    throttled(login(ACME, alice.email, ip="10.1.0.99"))  # a fresh IP, the right password: still 429
-    throttled(login(ACME, alice.email.upper(), ip="10.1.0.98"))  # the account, not its spelling
-    throttled(login(ACME, f"  {alice.email} ", ip="10.1.0.97"))
+    assert_throttled(login(ACME, alice.email, ip="10.1.0.99"))  # a fresh IP, the right password: still 429
+    assert_throttled(login(ACME, alice.email.upper(), ip="10.1.0.98"))  # the account, not its spelling
+    assert_throttled(login(ACME, f"  {alice.email} ", ip="10.1.0.97"))
     assert login(ACME, bob.email, ip="10.1.0.99").status_code == 200  # another account is not
 
 
@@ -951,7 +927,7 @@ def test_login_by_username_counts_against_the_account(rates: Callable[..., None]
             LOGIN, {"username": alice.username, "password": f"guess{n}"}, format="json", REMOTE_ADDR=f"10.2.0.{n}"
         )
         assert_error(response, 401)
-    throttled(
+    assert_throttled(
         api_client(ACME).post(
             LOGIN, {"username": alice.username, "password": PASSWORD}, format="json", REMOTE_ADDR="10.2.0.50"
         )
@@ -962,7 +938,7 @@ def test_login_throttles_are_per_tenant(rates: Callable[..., None]) -> None:
     rates(login_ip="2/min", login_account="2/min")
     for _ in range(2):
         login(ACME, ACME.admin_email, password="wrong")
-    throttled(login(ACME, ACME.admin_email))
+    assert_throttled(login(ACME, ACME.admin_email))
     # The same IP on globex, and the same account name there, are untouched.
     assert login(GLOBEX, GLOBEX.admin_email).status_code == 200
     acme_user_on_globex = make_user(GLOBEX)
@@ -982,7 +958,7 @@ def test_registration_is_throttled_per_ip_and_tenant(rates: Callable[..., None])
     for _ in range(2):
         assert register(ACME).status_code == 201
     response = register(ACME)
-    throttled(response)
+    assert_throttled(response)
     assert register(ACME, ip="10.3.0.2").status_code == 201
     assert register(GLOBEX).status_code == 201
 
@@ -995,9 +971,13 @@ def test_reset_endpoints_are_throttled_per_ip(rates: Callable[..., None]) -> Non
         response = clients[path].post(path, {"email": f"who{n}@example.test"}, format="json", REMOTE_ADDR="10.4.0.1")
         assert response.status_code == 204, response.content
     for path in paths:
-        throttled(clients[path].post(path, {"email": "fresh@example.test"}, format="json", REMOTE_ADDR="10.4.0.1"))
+        assert_throttled(
+            clients[path].post(path, {"email": "fresh@example.test"}, format="json", REMOTE_ADDR="10.4.0.1")
+        )
     # Being logged in buys no extra budget: a second authenticated caller on that IP is spent too.
-    throttled(caller(RESET_EMAIL).post(RESET_EMAIL, {"email": "x@example.test"}, format="json", REMOTE_ADDR="10.4.0.1"))
+    assert_throttled(
+        caller(RESET_EMAIL).post(RESET_EMAIL, {"email": "x@example.test"}, format="json", REMOTE_ADDR="10.4.0.1")
+    )
     client = api_client(ACME)
     assert (
         client.post(RESET_PASSWORD, {"email": "x@example.test"}, format="json", REMOTE_ADDR="10.4.0.2").status_code
@@ -1018,11 +998,11 @@ def test_reset_endpoints_are_throttled_per_account(rates: Callable[..., None], p
     for n in range(2):
         response = client.post(path, {"email": ACME.admin_email}, format="json", REMOTE_ADDR=f"10.5.0.{n}")
         assert response.status_code == 204, response.content
-    throttled(client.post(path, {"email": ACME.admin_email.upper()}, format="json", REMOTE_ADDR="10.5.0.77"))
+    assert_throttled(client.post(path, {"email": ACME.admin_email.upper()}, format="json", REMOTE_ADDR="10.5.0.77"))
     # Unknown addresses are throttled the same way (no enumeration through 429s).
     for n in range(2):
         client.post(path, {"email": "ghost@acme.test"}, format="json", REMOTE_ADDR=f"10.5.1.{n}")
-    throttled(client.post(path, {"email": "ghost@acme.test"}, format="json", REMOTE_ADDR="10.5.1.77"))
+    assert_throttled(client.post(path, {"email": "ghost@acme.test"}, format="json", REMOTE_ADDR="10.5.1.77"))
     assert client.post(path, {"email": "other@acme.test"}, format="json", REMOTE_ADDR="10.5.0.77").status_code == 204
     assert (
         caller(path, GLOBEX).post(path, {"email": ACME.admin_email}, format="json", REMOTE_ADDR="10.5.0.77")
