@@ -26,7 +26,7 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
     (tenant, account) before the password is even looked at."""
 
     def clean(self) -> dict[str, Any]:
-        wait = password_guess(self.request, email=self.data.get("username"))
+        wait = password_guess(self.request, email=self.data.get("username")) if self.request else None
         if wait is not None:
             raise ValidationError(
                 "Too many login attempts. Try again in %(seconds)s seconds.",
