@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser
@@ -248,3 +249,32 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.hits}"
+
+
+class TokenFamily(models.Model):
+    """One login session: the refresh token issued at login and every token
+    rotated from it carry this id (the ``fam`` claim).
+
+    Revoked when a rotated token is replayed (reuse: a thief and the owner
+    hold tokens of one family, and nobody can tell which is which, so both
+    lose it), at logout, and with "log out everywhere"; a session never
+    outlives ``started_at`` + ``JWT_SESSION_MAX_AGE``, however often it is
+    refreshed (accounts.auth.token_families)."""
+
+    class Ended(models.TextChoices):
+        REUSE = "reuse"
+        LOGOUT = "logout"
+        LOGOUT_ALL = "logout_all"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_families")
+    started_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_because = models.CharField(max_length=16, choices=Ended.choices, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "token families"
+        indexes = [models.Index(fields=["user", "started_at"], name="token_family_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} since {self.started_at:%Y-%m-%d %H:%M}"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import emails
+from accounts.auth import token_families
 from accounts.models import Customer, Profile, User
 from core.errors import ApplicationError, Conflict, duplicate_raises
 from tenants.models import Tenant
@@ -153,6 +154,7 @@ def user_logout_everywhere(*, user: User) -> None:
     """Every access and refresh token issued so far stops working at once."""
     with transaction.atomic():
         user.revoke_tokens()
+        token_families.end_all(user)
         outstanding = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
         BlacklistedToken.objects.bulk_create(
             [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True

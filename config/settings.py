@@ -220,6 +220,9 @@ if DEBUG:
         "rest_framework.renderers.BrowsableAPIRenderer",
     )
 
+# A login session (a family of rotated refresh tokens) ends this long after
+# the login, however often it is refreshed (accounts.auth.token_families).
+JWT_SESSION_MAX_AGE = timedelta(days=env.int("JWT_SESSION_DAYS", default=30))
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer", "JWT"),
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=5)),

@@ -6,11 +6,9 @@ serve /api/auth/jwt/{create,refresh,verify,blacklist}/ on every host.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.auth import authenticate
-from django.db import transaction
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
@@ -22,10 +20,10 @@ from rest_framework_simplejwt.serializers import (
     TokenVerifySerializer,
 )
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.utils import datetime_from_epoch
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-from accounts.auth.jwt_tokens import TenantRefreshToken, TenantUntypedToken, token_is_current
+from accounts.auth import token_families
+from accounts.auth.jwt_tokens import FAMILY_CLAIM, TenantRefreshToken, TenantUntypedToken, token_is_current
 from accounts.selectors import user_for_token_claim
 
 
@@ -51,7 +49,7 @@ class TenantTokenObtainPairSerializer(TokenObtainPairSerializer):
         if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
             raise AuthenticationFailed(str(self.error_messages["no_active_account"]), "no_active_account")
         self.user = user
-        refresh = cast(TenantRefreshToken, self.get_token(user))
+        refresh = token_families.start(user)
         return {"refresh": str(refresh), "access": str(refresh.access_token)}
 
 
@@ -64,12 +62,13 @@ def _user_of(token: Any) -> Any:
 
 
 class TenantTokenRefreshSerializer(TokenRefreshSerializer):
-    """Refresh with rotation where reuse is refused atomically.
+    """Refresh with rotation and reuse detection (accounts.auth.token_families).
 
     Fixes simplejwt 5.5 gaps: a deleted user raised DoesNotExist (500); two
-    concurrent refreshes of one token could both succeed (the blacklist check
-    and insert were separate; here the blacklist row is the lock); and a token
-    issued before a password change or deactivation still refreshed.
+    concurrent refreshes of one token could both succeed (here the family row
+    is locked and the blacklist row decides); a token issued before a password
+    change or deactivation still refreshed; replaying a rotated token left its
+    successor alive, and rotation extended a session forever.
     """
 
     token_class = TenantRefreshToken
@@ -79,59 +78,40 @@ class TenantTokenRefreshSerializer(TokenRefreshSerializer):
         user = _user_of(refresh)
         if user is None:
             raise AuthenticationFailed(str(self.error_messages["no_active_account"]), "no_active_account")
-
-        data = {"access": str(refresh.access_token)}
-        if api_settings.ROTATE_REFRESH_TOKENS:
-            if api_settings.BLACKLIST_AFTER_ROTATION:
-                _blacklist_once(refresh, user)
-            refresh.set_jti()
-            refresh.set_exp()
-            refresh.set_iat()
-            refresh.outstand()
-            data["refresh"] = str(refresh)
-        return data
-
-
-def _blacklist_once(refresh: TenantRefreshToken, user: Any) -> None:
-    jti = refresh.payload[api_settings.JTI_CLAIM]
-    with transaction.atomic():
-        outstanding, _ = OutstandingToken.objects.get_or_create(
-            jti=jti,
-            defaults={
-                "user": user,
-                "created_at": refresh.current_time,
-                "token": str(refresh),
-                "expires_at": datetime_from_epoch(refresh.payload["exp"]),
-            },
-        )
-        _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
-    if not created:
-        raise InvalidToken("Token is blacklisted")
+        successor = token_families.rotate(refresh, user)
+        return {"access": str(successor.access_token), "refresh": str(successor)}
 
 
 class TenantTokenVerifySerializer(TokenVerifySerializer):
     """200 only for a token of this tenant, not blacklisted, whose user is
-    active and has not revoked it since."""
+    active and has not revoked it since, and, for a refresh token, whose
+    session is alive."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
         token = TenantUntypedToken(attrs["token"])
         jti = token.get(api_settings.JTI_CLAIM)
         if BlacklistedToken.objects.filter(token__jti=jti).exists():
             raise InvalidToken("Token is blacklisted")
-        if _user_of(token) is None:
+        user = _user_of(token)
+        if user is None:
             raise InvalidToken("Token is no longer valid")
+        is_refresh = token.get(api_settings.TOKEN_TYPE_CLAIM) == TenantRefreshToken.token_type
+        if is_refresh and not token_families.is_alive(token.get(FAMILY_CLAIM), user):
+            raise InvalidToken("This session has ended")
         return {}
 
 
 class TenantTokenBlacklistSerializer(TokenBlacklistSerializer):
-    """simplejwt's ``blacklist()`` looks the user up with ``.get()`` and lets a
+    """Log out: the refresh token and its whole session end.
+
+    simplejwt's ``blacklist()`` looks the user up with ``.get()`` and lets a
     junk id claim raise (500); this looks it up like every other path here."""
 
     token_class = TenantRefreshToken
 
     def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
         refresh = self.token_class(attrs["refresh"])
-        # Already blacklisted (say, by a concurrent logout): still logged out.
-        with contextlib.suppress(InvalidToken):
-            _blacklist_once(refresh, user_for_token_claim(refresh.payload.get(api_settings.USER_ID_CLAIM)))
+        user = user_for_token_claim(refresh.payload.get(api_settings.USER_ID_CLAIM))
+        if user is None or not token_families.end(refresh, user):
+            raise InvalidToken("Token is blacklisted")
         return {}

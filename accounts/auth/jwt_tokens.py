@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedToken
 
 from tenants.db import connection, current_tenant_id
@@ -25,6 +26,14 @@ TENANT_ID_CLAIM = "tid"
 # The user's token_epoch when the token was issued; a token whose value is
 # not the user's current one has been revoked (accounts.models.User.save).
 EPOCH_CLAIM = "ver"
+# The login session (accounts.models.TokenFamily) a refresh token descends from.
+FAMILY_CLAIM = "fam"
+# Far enough for any real expiry, near enough that datetime arithmetic holds.
+_LATEST_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def _is_epoch(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _LATEST_EPOCH
 
 
 class TenantBoundMixin:
@@ -49,6 +58,13 @@ class TenantBoundMixin:
         tid = self.payload.get(TENANT_ID_CLAIM)
         if not isinstance(tid, int) or isinstance(tid, bool) or tid != current_tenant_id():
             raise TokenError(_("Token was not issued for this host."))
+        # A correctly signed token may still carry claims simplejwt would trip
+        # over (a string or huge exp: TypeError, OverflowError; no jti: KeyError).
+        if not _is_epoch(self.payload.get("exp")) or ("iat" in self.payload and not _is_epoch(self.payload["iat"])):
+            raise TokenError(_("Token has a malformed expiry."))
+        jti = self.payload.get(api_settings.JTI_CLAIM)
+        if not isinstance(jti, str) or not jti or len(jti) > 255:
+            raise TokenError(_("Token has no valid id."))
         super().verify()  # type: ignore[misc]
 
 
@@ -58,6 +74,13 @@ class TenantAccessToken(TenantBoundMixin, AccessToken):
 
 class TenantRefreshToken(TenantBoundMixin, RefreshToken):
     access_token_class = TenantAccessToken
+    # The family id is the session's, not the access token's business.
+    no_copy_claims = (*RefreshToken.no_copy_claims, FAMILY_CLAIM)  # type: ignore[assignment]
+
+    def check_blacklist(self) -> None:
+        """Not here: a blacklisted refresh token presented again is a reuse,
+        which accounts.auth.token_families must see (to revoke its family)
+        rather than refuse before it looks."""
 
 
 class TenantUntypedToken(TenantBoundMixin, UntypedToken):
