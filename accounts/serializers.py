@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from djoser.serializers import UserCreateSerializer as BaseUserCreateSerializer
 from djoser.serializers import UserSerializer as BaseUserSerializer
 from djoser.utils import decode_uid
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -222,40 +221,101 @@ class CustomerMeSerializer(CustomerSerializer):
 # --- groups, permissions, audit ------------------------------------------------------------------
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class PermissionLabelField(serializers.RelatedField[Permission, str, str]):
-    """A model permission as "app_label.codename", limited to assignable apps."""
+# The most items one request may name (400 beyond): more than any tenant has
+# permissions (about 60) or would put in one group at once.
+MAX_PERMISSIONS = 500
+MAX_MEMBERS = 1000
 
+
+class _ResolvedList(serializers.Field):
+    """A JSON list of at most ``limit`` identifiers, all resolved in one query;
+    the unknown ones are named (at most five) and nothing is written."""
+
+    limit = 0
     default_error_messages = {
-        "invalid": "Use the form app_label.codename, e.g. catalog.view_product.",
-        "unknown": "Unknown or unassignable permission: {value}.",
+        "not_a_list": "Expected a list.",
+        "too_many": "At most {limit} items.",
     }
 
-    def to_representation(self, value: Any) -> str:
-        return label_of(value)
+    def parse(self, item: Any) -> Any:
+        raise NotImplementedError
 
-    def to_internal_value(self, data: Any) -> Permission:
+    def resolve(self, keys: list[Any]) -> dict[Any, Any]:
+        raise NotImplementedError
+
+    def unknown(self, missing: list[str]) -> str:
+        raise NotImplementedError
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if not isinstance(data, list):
+            self.fail("not_a_list")
+        if len(data) > self.limit:
+            self.fail("too_many", limit=self.limit)
+        keys = list(dict.fromkeys(self.parse(item) for item in data))
+        found = self.resolve(keys) if keys else {}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            shown = [".".join(k) if isinstance(k, tuple) else str(k) for k in missing[:5]]
+            raise serializers.ValidationError(self.unknown(shown))
+        return [found[key] for key in keys]
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "example": "catalog.view_product"}})
+class PermissionLabelsField(_ResolvedList):
+    """Model permissions as "app_label.codename", limited to assignable apps."""
+
+    limit = MAX_PERMISSIONS
+    default_error_messages = {
+        **_ResolvedList.default_error_messages,
+        "invalid": "Use the form app_label.codename, e.g. catalog.view_product.",
+    }
+
+    def parse(self, item: Any) -> tuple[str, str]:
         # NUL: PostgreSQL refuses it in text (a DataError, i.e. a 500), so refuse it first.
-        if not isinstance(data, str) or data.count(".") != 1 or len(data) > 255 or "\x00" in data:
+        if not isinstance(item, str) or item.count(".") != 1 or len(item) > 255 or "\x00" in item:
             self.fail("invalid")
-        app_label, codename = data.split(".")
-        found = (
-            self.get_queryset()
-            .filter(content_type__app_label=app_label, codename=codename)
-            .select_related("content_type")
-            .first()
+        app_label, codename = item.split(".")
+        return app_label, codename
+
+    def resolve(self, keys: list[Any]) -> dict[Any, Any]:
+        candidates = assignable_permissions().filter(
+            content_type__app_label__in={a for a, _ in keys}, codename__in={c for _, c in keys}
         )
-        if found is None:
-            self.fail("unknown", value=data)
-        return found
+        return {(p.content_type.app_label, p.codename): p for p in candidates}
+
+    def unknown(self, missing: list[str]) -> str:
+        return f"Unknown or unassignable permission: {', '.join(missing)}."
+
+    def to_representation(self, value: Any) -> list[str]:
+        return [label_of(p) for p in value.all()]
+
+
+@extend_schema_field({"type": "array", "items": {"type": "integer"}})
+class UserIdsField(_ResolvedList):
+    """Users of this tenant by id."""
+
+    limit = MAX_MEMBERS
+    default_error_messages = {**_ResolvedList.default_error_messages, "invalid": "Give user ids (whole numbers)."}
+
+    def parse(self, item: Any) -> int:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**63:
+            self.fail("invalid")
+        return item
+
+    def resolve(self, keys: list[Any]) -> dict[Any, Any]:
+        return User.objects.in_bulk(keys)
+
+    def unknown(self, missing: list[str]) -> str:
+        return f"No such user: {', '.join(missing)}."
+
+    def to_representation(self, value: Any) -> list[int]:
+        return [user.pk for user in value.all()]
 
 
 class GroupSerializer(serializers.ModelSerializer[Group]):
     name = serializers.CharField(max_length=150)
-    permissions = PermissionLabelField(many=True, required=False, queryset=assignable_permissions())
-    users = serializers.PrimaryKeyRelatedField(
-        many=True, required=False, queryset=User.objects.all(), source="user_set"
-    )
+    permissions = PermissionLabelsField(required=False)
+    users = UserIdsField(required=False, source="user_set")
 
     class Meta:
         model = Group
@@ -285,7 +345,7 @@ class PermissionSerializer(serializers.ModelSerializer[Permission]):
 
 
 class UserPermissionsSerializer(serializers.Serializer):
-    permissions = PermissionLabelField(many=True, queryset=assignable_permissions())
+    permissions = PermissionLabelsField()
 
 
 class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):

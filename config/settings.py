@@ -19,6 +19,26 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional, never committed
 
 DEBUG = env.bool("DEBUG", default=False)
+# "production" (the image sets it) refuses to start without real secrets;
+# "development" (the default: make run, make test, a checkout) may make its own.
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"DJANGO_ENV must be development or production, not {DJANGO_ENV!r}.")
+PRODUCTION = DJANGO_ENV == "production"
+# Values seen in templates and tutorials: never a secret.
+_PLACEHOLDERS = {"change-me", "changeme", "secret", "build", "insecure", "django-insecure"}
+
+
+def _secret(name: str, value: str) -> str:
+    """In production: set, long and not a placeholder, or refuse to start.
+    Anyone holding SECRET_KEY (or JWT_SIGNING_KEY) can mint any tenant's
+    admin token."""
+    if PRODUCTION and (len(value) < 50 or value.lower() in _PLACEHOLDERS or value.startswith("django-insecure")):
+        raise ImproperlyConfigured(
+            f"{name} must be set to a random value of at least 50 characters in production "
+            '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+        )
+    return value
 
 
 def _local_secret_key() -> str:
@@ -32,7 +52,7 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+SECRET_KEY = _secret("SECRET_KEY", env.str("SECRET_KEY", default="")) or _local_secret_key()
 TENANT_BASE_DOMAIN = env.str("TENANT_BASE_DOMAIN", default="localhost").lower().strip(".")
 PORT = env.int("PORT", default=8000)
 
@@ -99,6 +119,7 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
 MIDDLEWARE = [
+    "core.limits.RequestBodyLimitMiddleware",
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -203,7 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.handlers.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
-    "DEFAULT_PARSER_CLASSES": ("rest_framework.parsers.JSONParser",),
+    "DEFAULT_PARSER_CLASSES": ("core.limits.BoundedJSONParser",),
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     # Keys carry the tenant (accounts/throttles.py); limits per scope:
     "DEFAULT_THROTTLE_RATES": {
@@ -223,6 +244,7 @@ if DEBUG:
 # A login session (a family of rotated refresh tokens) ends this long after
 # the login, however often it is refreshed (accounts.auth.token_families).
 JWT_SESSION_MAX_AGE = timedelta(days=env.int("JWT_SESSION_DAYS", default=30))
+_JWT_KEY = env.str("JWT_SIGNING_KEY", default="")
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer", "JWT"),
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=5)),
@@ -230,7 +252,7 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY,
+    "SIGNING_KEY": _secret("JWT_SIGNING_KEY", _JWT_KEY) if _JWT_KEY else SECRET_KEY,
     "AUTH_TOKEN_CLASSES": ("accounts.auth.jwt_tokens.TenantAccessToken",),
     "TOKEN_OBTAIN_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenObtainPairSerializer",
     "TOKEN_REFRESH_SERIALIZER": "accounts.auth.jwt_serializers.TenantTokenRefreshSerializer",
@@ -308,8 +330,13 @@ STORAGES = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_ENGINE = "accounts.auth.session_store"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+# Bodies over this are refused (413) before anything reads them; JSON nested
+# deeper than this is refused (400) before it is parsed (core/limits.py).
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
 LOGGING = {
     "version": 1,

@@ -4,13 +4,15 @@ The cache is the ``tenants`` alias, seen by every process: Redis with
 REDIS_URL, files under .data/ without. Keys carry the database name, so a dev
 server and the test suite sharing one cache never see each other's tenants.
 Writes to ``Tenant`` and ``Domain`` evict the affected hosts through model
-signals, so every write path (services, admin, shell) invalidates, at once and again on commit (a reader between the two
-could otherwise re-cache the pre-commit row).
+signals, so every write path (services, admin, shell) invalidates, at once and
+again on commit; answers are versioned per host so that a resolve racing a
+write cannot put the old answer back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any
 
 from django.core.cache import BaseCache, caches
@@ -23,12 +25,14 @@ from tenants.models import Domain, Tenant
 # Unknown hosts are remembered briefly so that a flood of made-up subdomains
 # does not turn into a flood of queries; adding a domain evicts the entry.
 NEGATIVE_TTL = 60
+TTL = 3600
 _MISSING = "-"
 
 
-def _key(host: str) -> str:
-    scoped = f"{connection.settings_dict['NAME']}\x00{host}"
-    return "host:" + hashlib.sha1(scoped.encode(), usedforsecurity=False).hexdigest()
+def _keys(host: str) -> tuple[str, str]:
+    """(the answer's key, the host's generation key)."""
+    scoped = hashlib.sha1(f"{connection.settings_dict['NAME']}\x00{host}".encode(), usedforsecurity=False).hexdigest()
+    return f"host:{scoped}", f"host-gen:{scoped}"
 
 
 def _cache() -> BaseCache:
@@ -36,29 +40,48 @@ def _cache() -> BaseCache:
 
 
 def resolve_host(host: str) -> Tenant | None:
-    """The tenant served on ``host``, or None. Zero queries when warm."""
+    """The tenant served on ``host``, or None. One cache round trip, no query, when warm.
+
+    Answers are stored with the host's generation as read *before* the
+    database was; evicting a host gives it a new generation. So an answer read
+    while a suspension or purge commits, and stored after its eviction, is
+    stored under the old generation and never served (a resolve racing a
+    suspend cannot re-cache the tenant as active)."""
     cache = _cache()
-    key = _key(host)
-    cached = cache.get(key)
-    if cached == _MISSING:
-        return None
-    if isinstance(cached, Tenant):
-        return cached
+    key, gen_key = _keys(host)
+    found = cache.get_many([key, gen_key])
+    generation = found.get(gen_key)
+    if generation is None:
+        cache.add(gen_key, uuid.uuid4().hex, timeout=None)
+        generation = cache.get(gen_key)
+    else:
+        cached = found.get(key)
+        if isinstance(cached, tuple) and len(cached) == 2 and cached[1] == generation:
+            answer = cached[0]
+            if answer == _MISSING:
+                return None
+            if isinstance(answer, Tenant):
+                return answer
     domain = Domain.objects.select_related("tenant").filter(domain=host, tenant__is_template=False).first()
     if domain is None:
-        cache.set(key, _MISSING, NEGATIVE_TTL)
+        cache.set(key, (_MISSING, generation), NEGATIVE_TTL)
         return None
-    tenant = domain.tenant
-    cache.set(key, tenant)
-    return tenant
+    cache.set(key, (domain.tenant, generation), TTL)
+    return domain.tenant
 
 
 def evict_hosts(hosts: list[str] | set[str]) -> None:
-    keys = [_key(h) for h in hosts]
-    if not keys:
+    """New generations for the hosts, at once and again on commit (a reader
+    between the two could otherwise cache the pre-commit row)."""
+    gen_keys = [_keys(h)[1] for h in hosts]
+    if not gen_keys:
         return
-    _cache().delete_many(keys)
-    transaction.on_commit(lambda: _cache().delete_many(keys))
+
+    def bump() -> None:
+        _cache().set_many({k: uuid.uuid4().hex for k in gen_keys}, timeout=None)
+
+    bump()
+    transaction.on_commit(bump)
 
 
 def clear() -> None:

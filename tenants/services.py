@@ -397,6 +397,10 @@ def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Doma
     domain = _normalize_domain(domain)
     if not DOMAIN_RE.match(domain):
         raise ApplicationError("Enter a valid domain name.", field="domain")
+    if domain.startswith("www."):
+        # The router serves www.<host> as <host> (tenants.middleware): a domain
+        # beginning with www. could never be reached.
+        raise ApplicationError("Give the domain without www.; www.<domain> is served as <domain>.", field="domain")
     if not validate_host(domain, settings.ALLOWED_HOSTS) or domain == settings.TENANT_BASE_DOMAIN:
         raise ApplicationError(
             "This deployment does not serve that host: use a subdomain of "

@@ -12,11 +12,12 @@ import pytest
 from django.db import connection as django_connection
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import ApplicationError
 from tenants import cache as tenant_cache
 from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import domain_add, domain_remove, tenant_archive, tenant_provision, tenant_update
-from tests.helpers import ACME, BASE, GLOBEX, PASSWORD, api_client
+from tests.helpers import ACME, BASE, GLOBEX, PASSWORD, api_client, assert_error
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,3 +155,42 @@ def test_suspension_reaches_every_process(committed, settings, backend):
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, check=True)
     assert client.get("/api/health/").status_code == 403
+
+
+# --- edge cases -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["www.shop.example", "www.acme-corp.localhost", "WWW.Shop.Example."])
+def test_a_domain_beginning_with_www_is_refused(db, operator_client, domain):
+    """The router serves www.<host> as <host>: such a domain could never be reached."""
+    acme = Tenant.objects.get(slug=ACME.slug)
+    with pytest.raises(ApplicationError) as refused:
+        domain_add(tenant=acme, domain=domain)
+    assert refused.value.field == "domain"
+    response = operator_client.post(f"/api/platform/tenants/{ACME.slug}/domains/", {"domain": domain}, format="json")
+    assert_error(response, 400, field="domain")
+    assert not acme.domains.filter(domain__startswith="www.").exists()
+
+
+def test_a_resolve_racing_a_suspension_cannot_cache_the_old_answer(db):
+    """A resolve reads the domain row; before it stores its answer, the tenant
+    is suspended (and the host evicted). The stale answer must not be served."""
+    tenant_provision(slug="racy", name="Racy", admin_email="a@racy.test", admin_password=PASSWORD)
+    host = f"racy.{BASE}"
+    suspended: list[bool] = []
+
+    def suspend_after_the_lookup(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not suspended and "tenants_domain" in sql and "tenants_tenant" in sql:
+            suspended.append(True)  # once: the suspension's own queries pass through here too
+            tenant_archive(tenant=Tenant.objects.get(slug="racy"))
+        return result
+
+    with django_connection.execute_wrapper(suspend_after_the_lookup):
+        first = tenant_cache.resolve_host(host)
+    assert suspended
+    assert first is not None  # it read the row before the suspension
+    again = tenant_cache.resolve_host(host)
+    assert again is not None
+    assert again.is_active is False
+    assert_error(api_client(host).get("/api/health/"), 403, code="tenant_suspended")
