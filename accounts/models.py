@@ -245,6 +245,7 @@ class RateCounter(models.Model):
     key = models.CharField(max_length=200, primary_key=True)
     period_no = models.BigIntegerField()  # which window: epoch seconds // its length
     hits = models.PositiveIntegerField(default=0)
+    previous_hits = models.PositiveIntegerField(default=0)  # in the window before
     expires_at = models.BigIntegerField(db_index=True)  # epoch seconds
 
     def __str__(self) -> str:

@@ -77,7 +77,7 @@ def hit(scope: str, ident: str | None) -> float | None:
         return None
     limit, period = rate
     count, remaining = rates.hit(f"{scope}:{ident}", period)
-    return remaining if count > limit else None
+    return remaining if count > limit + 1e-9 else None
 
 
 def password_guess(request: HttpRequest | Request, *, email: Any = None, username: Any = None) -> float | None:
