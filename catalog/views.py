@@ -64,9 +64,6 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
     required_action: str | None = None
     # Set by the grants and explain actions: tenant admins reach any product there.
     admins_reach_any_product = False
-    # What a POST on a product's grants would grant, once its body is valid
-    # (CanManageGrants refuses a POST while it is unset).
-    granting: tuple[str, ...] | None = None
 
     def get_queryset(self) -> QuerySet[Product]:
         return policy.visible(self.request.user, "view", Product.objects.order_by("id"))
@@ -125,14 +122,12 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
         admins_reach_any_product=True,
     )
     def permissions(self, request: Request, pk: str) -> Response:
+        product = self.get_object()  # who may manage them: before anything about the body
         if request.method in SAFE_METHODS:  # GET, and the HEAD DRF adds for it
-            return Response(selectors.product_grants(product=self.get_object()))
+            return Response(selectors.product_grants(product=product))
         data = GrantSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if request.method == "POST":
-            self.granting = tuple(data.validated_data["permissions"])  # CanManageGrants checks them
-        product = self.get_object()
-        services.grants_change(
+        services.grants_change(  # what may be granted: only what the caller holds
             actor=request.user,  # type: ignore[arg-type]
             grant=request.method == "POST",
             codenames=data.validated_data["permissions"],

@@ -19,7 +19,6 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 
 from accounts.models import User
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
-from catalog.permissions import CanManageGrants
 from catalog.views import ProductViewSet
 from tests.helpers import (
     ACME,
@@ -710,19 +709,16 @@ def test_an_action_without_the_rule_still_hides_invisible_products(owner: User, 
         assert view(request, pk=str(product.pk)).status_code == 200
 
 
-def test_a_post_that_does_not_say_what_it_grants_is_refused(owner: User, product: Product) -> None:
-    """CanManageGrants fails closed for an owner's POST whose view did not name
-    the permissions being granted; admins and reads are unaffected."""
-    request = APIRequestFactory().post(grants_url(product.pk))
-    force_authenticate(request, user=owner)
-    request.user = owner  # as DRF's Request would expose it
-
-    class SaysNothing:
-        pass
-
-    class SaysWhat:
-        granting = ("view_product",)
-
+def test_who_manages_nothing_learns_nothing_from_the_body(owner: User, product: Product) -> None:
+    """The gate runs before the body is validated: someone who may not manage
+    the product's grants cannot probe which user or group ids exist."""
+    viewer = make_user(prefix="viewer")
+    stranger = make_user(prefix="stranger")
     with schema_context(ACME.schema):
-        assert CanManageGrants().has_object_permission(request, SaysNothing(), product) is False
-        assert CanManageGrants().has_object_permission(request, SaysWhat(), product) is True
+        assign_perm("view_product", viewer, product)
+    for body in ({"user": 999_999_999, "permissions": ["view_product"]}, {"group": 2**31 - 1, "permissions": ["x"]}):
+        for method in ("post", "delete"):
+            seen = getattr(api_client(user=viewer), method)(grants_url(product.pk), body, format="json")
+            assert_error(seen, 403)
+            unseen = getattr(api_client(user=stranger), method)(grants_url(product.pk), body, format="json")
+            assert_error(unseen, 404)
