@@ -14,9 +14,9 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db.models import ManyToManyField, QuerySet
 from django.forms import ModelMultipleChoiceField
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from accounts.auth.throttles import password_guess, retry_after
+from accounts.auth.throttles import PASSWORD_GUESSES, hit, password_guess, retry_after
 from accounts.models import AuditEntry, Customer, Profile, User
 from accounts.roles import is_superuser
 
@@ -37,6 +37,25 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = ThrottledAdminLoginForm
+
+
+# As the admin mounts it: staff only, login first, CSRF-protected.
+_admin_password_change = admin.site.admin_view(admin.site.password_change, cacheable=False)
+
+
+def throttled_password_change(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """The admin's "change password" (a current-password check), counted with
+    the account's logins; mounted before ``admin.site.urls``."""
+    if request.method == "POST" and request.user.is_authenticated:
+        wait = hit(PASSWORD_GUESSES, f"user:{request.user.pk}")
+        if wait is not None:
+            return HttpResponse(
+                f"Too many password attempts. Try again in {retry_after(wait)} seconds.",
+                status=429,
+                headers={"Retry-After": str(retry_after(wait))},
+                content_type="text/plain",
+            )
+    return _admin_password_change(request, **kwargs)
 
 
 def _grantable_permissions(request: HttpRequest) -> QuerySet[Permission]:
@@ -60,6 +79,20 @@ def _joinable_groups(request: HttpRequest) -> QuerySet[Group]:
 
 
 class _RoleAwareManyToMany:
+    """A non-superuser is offered only the groups and permissions it may
+    grant, plus those the edited object has already (so saving an unrelated
+    change never silently takes them away)."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+        if obj is not None and obj.pk is not None and not is_superuser(request.user):
+            for name in ("groups", "user_permissions", "permissions"):
+                field = form.base_fields.get(name)
+                if field is not None:
+                    held = getattr(obj, name).values("pk")
+                    field.queryset = (field.queryset | field.queryset.model.objects.filter(pk__in=held)).distinct()
+        return form
+
     def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name in ("permissions", "user_permissions"):
             kwargs["queryset"] = _grantable_permissions(request)

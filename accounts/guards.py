@@ -97,6 +97,12 @@ def _memberships_changing(sender: Any, instance: Any, action: str, reverse: bool
         roles.check_may_grant(actor, granted)
 
 
+def _group_before_delete(sender: Any, instance: Group, **kwargs: Any) -> None:
+    """Deleting a group takes its permissions from its members (a cascade, no
+    m2m signal): the members are changed, by the same rules."""
+    _check_users(current_actor(), list(instance.user_set.all()))
+
+
 def connect() -> None:
     uid = "accounts.guards"
     pre_save.connect(_user_before_save, sender=User, dispatch_uid=f"{uid}.user_save")
@@ -108,3 +114,4 @@ def connect() -> None:
         _group_permissions_changing, sender=Group.permissions.through, dispatch_uid=f"{uid}.group_permissions"
     )
     m2m_changed.connect(_memberships_changing, sender=User.groups.through, dispatch_uid=f"{uid}.memberships")
+    pre_delete.connect(_group_before_delete, sender=Group, dispatch_uid=f"{uid}.group_delete")

@@ -29,10 +29,11 @@ from typing import Any
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import connection
+from django.db.models import Q
 
 from accounts.models import User
 from core.errors import ApplicationError
-from core.labels import label_of
+from core.labels import label_of, permission_label
 
 
 class RoleRefused(ApplicationError, DjangoPermissionDenied):
@@ -51,11 +52,35 @@ def _is_system(actor: Any) -> bool:
     return actor is None
 
 
+def held_by(user: User) -> set[str]:
+    """The model permissions a user holds, directly or through its groups,
+    whether or not it is active (a deactivated account may come back)."""
+    rows = (
+        Permission.objects.filter(Q(user=user) | Q(group__user=user))
+        .values_list("content_type__app_label", "codename")
+        .distinct()
+    )
+    return {permission_label(app_label, codename) for app_label, codename in rows}
+
+
 def check_may_change(actor: Any, target: User, *, was_superuser: bool | None = None) -> None:
-    """Only a superuser changes, deactivates or deletes a superuser."""
+    """Only a superuser changes, deactivates or deletes a superuser; and
+    nobody else changes (its password, email, activity, memberships...) a
+    user who holds a permission the actor does not: that would be taking
+    over more than the actor holds."""
+    if _is_system(actor) or is_superuser(actor):
+        return
     superuser_target = target.is_superuser if was_superuser is None else was_superuser
-    if superuser_target and not (_is_system(actor) or is_superuser(actor)):
+    if superuser_target:
         raise RoleRefused("Only a superuser may change, deactivate or delete a superuser.")
+    if target.pk is None or target.pk == getattr(actor, "pk", None):
+        return
+    held = actor.get_all_permissions() if actor.is_authenticated and actor.is_active else set()
+    beyond = sorted(held_by(target) - held)
+    if beyond:
+        raise RoleRefused(
+            f"That user holds permissions you do not ({', '.join(beyond[:5])}): only who holds them may change it."
+        )
 
 
 def check_may_set_roles(actor: Any) -> None:

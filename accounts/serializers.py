@@ -26,6 +26,18 @@ from core.labels import label_of
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL refuses NUL in text and psycopg cannot encode a lone
+    surrogate: either would be a 500 if it reached a query."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _normalized_email(value: str) -> str:
     return User.objects.normalize_email(value.strip())
 
@@ -272,7 +284,7 @@ class PermissionLabelsField(_ResolvedList):
 
     def parse(self, item: Any) -> tuple[str, str]:
         # NUL: PostgreSQL refuses it in text (a DataError, i.e. a 500), so refuse it first.
-        if not isinstance(item, str) or item.count(".") != 1 or len(item) > 255 or "\x00" in item:
+        if not isinstance(item, str) or item.count(".") != 1 or len(item) > 255 or not _storable(item):
             self.fail("invalid")
         app_label, codename = item.split(".")
         return app_label, codename

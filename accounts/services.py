@@ -164,10 +164,12 @@ def user_logout_everywhere(*, user: User) -> None:
 def user_update(*, user: User, **fields: Any) -> User:
     """Change a user's fields (names, is_active, roles). One transaction, so
     the role rules' lock on the superusers holds until the change commits."""
+    if not fields:
+        return user
     with transaction.atomic():
         for name, value in fields.items():
             setattr(user, name, value)
-        user.save()
+        user.save(update_fields=list(fields))  # not what a concurrent change wrote meanwhile
     return user
 
 
@@ -249,7 +251,8 @@ def group_update(
 
 
 def group_delete(*, group: Group) -> None:
-    group.delete()
+    with transaction.atomic():  # the role rules may refuse it (accounts.guards)
+        group.delete()
 
 
 def user_permissions_add(*, user: User, permissions: Iterable[Permission]) -> None:

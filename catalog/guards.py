@@ -13,7 +13,7 @@ from django.db.models.signals import pre_save
 from accounts.audit.recording import current_actor
 from accounts.roles import RoleRefused, is_superuser
 from catalog import policy
-from catalog.models import ProductGroupObjectPermission, ProductUserObjectPermission
+from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
 
 
 def _grant_before_save(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -26,6 +26,28 @@ def _grant_before_save(sender: Any, instance: Any, **kwargs: Any) -> None:
         raise RoleRefused("You can only grant permissions you hold on this product yourself.")
 
 
+def _product_before_save(sender: Any, instance: Product, **kwargs: Any) -> None:
+    """Making someone a product's owner gives it what ownership gives (view,
+    change, delete): only who holds those on the product may (the Django
+    admin's owner field), superusers excepted. Creating a product one owns
+    oneself is what ``add_product`` is for."""
+    actor = current_actor()
+    if actor is None or is_superuser(actor):
+        return
+    if instance.pk is None:
+        if instance.owner_id not in (None, actor.pk) and not all(
+            policy.has_model_level(actor, action) for action in sorted(policy.OWNER_ACTIONS)
+        ):
+            raise RoleRefused("You can only make yourself the owner of a product you create.")
+        return
+    stored = Product.objects.filter(pk=instance.pk).values_list("owner_id", flat=True).first()
+    if stored != instance.owner_id and instance.owner_id is not None:
+        codenames = [policy.CODENAMES[action] for action in sorted(policy.OWNER_ACTIONS)]
+        if not policy.holds_on_all(actor, [instance.pk], codenames):
+            raise RoleRefused("Only who may view, change and delete a product may give it an owner.")
+
+
 def connect() -> None:
     for table in (ProductUserObjectPermission, ProductGroupObjectPermission):
         pre_save.connect(_grant_before_save, sender=table, dispatch_uid=f"catalog.guards.{table._meta.label}")
+    pre_save.connect(_product_before_save, sender=Product, dispatch_uid="catalog.guards.product_owner")

@@ -208,15 +208,22 @@ def may_grant(user: Caller, product: Product, codenames: list[str]) -> bool:
         return True
     if not may_manage_grants(user, product):
         return False
-    return all(can(user, ACTION_BY_CODENAME[codename], product) for codename in codenames)
+    return holds_on_all(user, [product.pk], codenames)
 
 
 def holds_on_all(user: Caller, product_ids: list[int], codenames: list[str]) -> bool:
-    """Whether ``user`` may perform every action of ``codenames`` on every one
-    of the products: one query per codename, whatever the number of products."""
+    """Whether ``user`` holds every action of ``codenames`` on every one of the
+    products, from a source it can hand on: publication is not one (a view
+    granted on a published product would outlive its unpublishing). One query
+    per codename, whatever the number of products."""
     wanted = set(product_ids)
     return all(
-        set(visible(user, ACTION_BY_CODENAME[codename]).filter(pk__in=wanted).values_list("pk", flat=True)) == wanted
+        set(
+            visible(user, ACTION_BY_CODENAME[codename], published=False)
+            .filter(pk__in=wanted)
+            .values_list("pk", flat=True)
+        )
+        == wanted
         for codename in codenames
     )
 
@@ -284,15 +291,16 @@ def _group_grants(user: Caller, action: str) -> QuerySet[ProductGroupObjectPermi
     return ProductGroupObjectPermission.objects.filter(_permission_q(user, action), group__user=user.pk)
 
 
-def _row_branches(user: Caller, action: str) -> list[QuerySet[Any]]:
-    """Querysets of product ids, one per row-level source that can apply."""
+def _row_branches(user: Caller, action: str, *, published: bool = True) -> list[QuerySet[Any]]:
+    """Querysets of product ids, one per row-level source that can apply
+    (without the "published" source when ``published`` is False)."""
     branches: list[QuerySet[Any]] = []
     if _authenticated(user):
         branches.append(_user_grants(user, action).values("content_object_id"))
         branches.append(_group_grants(user, action).values("content_object_id"))
         if action in OWNER_ACTIONS:
             branches.append(Product.objects.filter(owner_id=user.pk).order_by().values("id"))
-    if action == "view":
+    if action == "view" and published:
         branches.append(Product.objects.filter(is_published=True).order_by().values("id"))
     return branches
 
@@ -301,7 +309,7 @@ def _row_branches(user: Caller, action: str) -> list[QuerySet[Any]]:
 _NO_PRODUCT = Q(pk__in=[])
 
 
-def allowed_q(user: Caller, action: str) -> Q | None:
+def allowed_q(user: Caller, action: str, *, published: bool = True) -> Q | None:
     """The rule as a filter on products; None means every product.
 
     ``id = ANY(ARRAY(branch UNION ALL branch ...))``: the union runs once, then
@@ -310,17 +318,20 @@ def allowed_q(user: Caller, action: str) -> Q | None:
     """
     if has_model_level(user, action):
         return None
-    branches = _row_branches(user, action)
+    branches = _row_branches(user, action, published=published)
     if not branches:
         return _NO_PRODUCT
     first, *rest = branches
     return Q(_in_ids("pk", first.union(*rest, all=True) if rest else first))
 
 
-def visible(user: Caller, action: str = "view", queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
-    """Products the user may perform ``action`` on: one SQL statement."""
+def visible(
+    user: Caller, action: str = "view", queryset: QuerySet[Product] | None = None, *, published: bool = True
+) -> QuerySet[Product]:
+    """Products the user may perform ``action`` on: one SQL statement.
+    ``published=False`` leaves out what only publication allows."""
     queryset = Product.objects.all() if queryset is None else queryset
-    q = allowed_q(user, action)
+    q = allowed_q(user, action, published=published)
     return queryset if q is None else queryset.filter(q)
 
 

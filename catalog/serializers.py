@@ -11,6 +11,8 @@ from catalog import policy
 from catalog.models import Product
 
 MAX_BULK = 1000
+# products x (users + groups) x permissions in one bulk request.
+MAX_BULK_CHANGES = 100_000
 
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
@@ -82,4 +84,9 @@ class BulkGrantSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs["users"] and not attrs["groups"]:
             raise serializers.ValidationError({"users": ["Give at least one user or group."]})
+        holders = len(set(attrs["users"])) + len(set(attrs["groups"]))
+        if len(set(attrs["products"])) * holders * len(set(attrs["permissions"])) > MAX_BULK_CHANGES:
+            raise serializers.ValidationError(
+                {"products": [f"At most {MAX_BULK_CHANGES} grants in one request (products x holders x permissions)."]}
+            )
         return attrs

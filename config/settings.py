@@ -33,7 +33,14 @@ def _secret(name: str, value: str) -> str:
     """In production: set, long and not a placeholder, or refuse to start.
     Anyone holding SECRET_KEY (or JWT_SIGNING_KEY) can mint any tenant's
     admin token."""
-    if PRODUCTION and (len(value) < 50 or value.lower() in _PLACEHOLDERS or value.startswith("django-insecure")):
+    weak = (
+        len(value) < 50
+        or len(set(value)) < 16  # "a" * 50, "changeme" * 7, spaces
+        or value.strip() != value
+        or value.lower() in _PLACEHOLDERS
+        or value.lower().startswith("django-insecure")
+    )
+    if PRODUCTION and weak:
         raise ImproperlyConfigured(
             f"{name} must be set to a random value of at least 50 characters in production "
             '(python -c "import secrets; print(secrets.token_urlsafe(50))").'

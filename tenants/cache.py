@@ -26,6 +26,9 @@ from tenants.models import Domain, Tenant
 # does not turn into a flood of queries; adding a domain evicts the entry.
 NEGATIVE_TTL = 60
 TTL = 3600
+# Outlives every answer stored under it; when it expires (or is culled), the
+# next resolve starts a new generation and the old answers are never read.
+GENERATION_TTL = 2 * TTL
 _MISSING = "-"
 
 
@@ -52,7 +55,7 @@ def resolve_host(host: str) -> Tenant | None:
     found = cache.get_many([key, gen_key])
     generation = found.get(gen_key)
     if generation is None:
-        cache.add(gen_key, uuid.uuid4().hex, timeout=None)
+        cache.add(gen_key, uuid.uuid4().hex, timeout=GENERATION_TTL)
         generation = cache.get(gen_key)
     else:
         cached = found.get(key)
@@ -78,7 +81,7 @@ def evict_hosts(hosts: list[str] | set[str]) -> None:
         return
 
     def bump() -> None:
-        _cache().set_many({k: uuid.uuid4().hex for k in gen_keys}, timeout=None)
+        _cache().set_many({k: uuid.uuid4().hex for k in gen_keys}, timeout=GENERATION_TTL)
 
     bump()
     transaction.on_commit(bump)

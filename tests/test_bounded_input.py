@@ -174,3 +174,68 @@ def test_lists_are_resolved_in_one_query_whatever_their_length() -> None:
     message = assert_error(body, 400, field="permissions")["errors"]["permissions"][0]
     assert "catalog.nope_a" in message
     assert "catalog.nope_b" in message
+
+
+# --- found in review: what the parser and the throttles must never choke on ----------------------------------
+
+
+def test_an_unterminated_string_of_escaped_quotes_is_a_prompt_400() -> None:
+    """A scanner with a backtracking regex took seconds per 40 KB of this (and
+    minutes for 1 MiB, freezing workers); the parser must just refuse it."""
+    body = b'"' + b'\\"' * 100_000
+    response = api_client(ACME).post(LOGIN, body, content_type="application/json")
+    assert_error(response, 400, code="parse_error")
+
+
+@pytest.mark.parametrize("charset", ["bz2", "zlib", "zlib_codec", "utf-7", "rot13", "utf-16", "latin-1"])
+def test_bodies_in_another_charset_than_utf8_are_415(charset: str) -> None:
+    """Django and DRF decode with whatever codec the client names: bz2 would
+    unpack a few bytes into gigabytes, utf-7 would hide brackets."""
+    body = json.dumps({"email": ACME.admin_email, "password": "x"}).encode()
+    # generic(): the test client would itself encode post() data in that charset.
+    response = api_client(ACME).generic(
+        "POST", LOGIN, body.decode(), content_type=f"application/json; charset={charset}"
+    )
+    assert_error(response, 415, code="unsupported_media_type")
+    form_type = f"application/x-www-form-urlencoded; charset={charset}"
+    form = Client(HTTP_HOST=ACME.host).generic(
+        "POST", "/admin/login/", b"username=a&password=b", content_type=form_type
+    )
+    assert form.status_code == 415
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8", '"utf-8"'])
+def test_utf8_bodies_are_accepted_however_spelled(charset: str) -> None:
+    body = json.dumps({"email": ACME.admin_email, "password": "wrong"}).encode()
+    response = api_client(ACME).post(LOGIN, body, content_type=f"application/json; charset={charset}")
+    assert_error(response, 401)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (LOGIN, "email"),
+        (LOGIN, "username"),
+        ("/api/auth/users/reset_password/", "email"),
+        ("/api/auth/users/resend_activation/", "email"),
+    ],
+)
+def test_a_lone_surrogate_in_an_identifier_is_a_4xx_not_a_500(path: str, field: str) -> None:
+    body = '{"%s": "a\\ud800@acme.test", "password": "x"}' % field  # noqa: UP031  (the escape must reach the server)
+    response = api_client(ACME).post(path, body, content_type="application/json")
+    assert 400 <= response.status_code < 500, response.content
+
+
+def test_a_lone_surrogate_in_a_permission_label_is_a_400() -> None:
+    body = '{"name": "S", "permissions": ["catalog.view\\ud800"]}'
+    assert_error(admin_client().post(GROUPS, body, content_type="application/json"), 400, field="permissions")
+
+
+def test_a_bulk_grant_is_bounded_in_total_rows() -> None:
+    body = {
+        "action": "grant",
+        "permissions": ["view_product", "change_product"],
+        "products": list(range(1, 1001)),
+        "users": list(range(1, 52)),
+    }
+    assert_error(admin_client().post("/api/products/permissions/bulk/", body, format="json"), 400, field="products")

@@ -65,3 +65,10 @@ def test_deploy_templates_carry_no_usable_secret() -> None:
     compose = (REPO / "deploy" / "compose.yml").read_text()
     assert "DJANGO_ENV: production" in compose
     assert "DJANGO_ENV=production" in (REPO / "deploy" / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("secret", ["a" * 50, "changeme" * 7, " " * 60, "DJANGO-INSECURE-" + secrets.token_urlsafe(50)])
+def test_production_refuses_long_but_weak_secrets(secret: str) -> None:
+    result = start(DJANGO_ENV="production", SECRET_KEY=secret)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr

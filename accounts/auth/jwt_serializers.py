@@ -90,12 +90,14 @@ class TenantTokenVerifySerializer(TokenVerifySerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[Any, Any]:
         token = TenantUntypedToken(attrs["token"])
         jti = token.get(api_settings.JTI_CLAIM)
+        is_refresh = token.get(api_settings.TOKEN_TYPE_CLAIM) == TenantRefreshToken.token_type
         if BlacklistedToken.objects.filter(token__jti=jti).exists():
+            if is_refresh:  # a spent refresh token shown again is a reuse, whatever the door
+                token_families.reused(token.get(FAMILY_CLAIM))
             raise InvalidToken("Token is blacklisted")
         user = _user_of(token)
         if user is None:
             raise InvalidToken("Token is no longer valid")
-        is_refresh = token.get(api_settings.TOKEN_TYPE_CLAIM) == TenantRefreshToken.token_type
         if is_refresh and not token_families.is_alive(token.get(FAMILY_CLAIM), user):
             raise InvalidToken("This session has ended")
         return {}

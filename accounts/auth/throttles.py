@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -51,16 +52,27 @@ def _rate(scope: str) -> tuple[int, int] | None:
 
 
 def account_key(*, email: Any = None, username: Any = None) -> str | None:
-    """The key of the account an identifier names (see the module's docstring)."""
+    """The key of the account an identifier names (see the module's docstring).
+
+    The identifier is taken as the login doors take it: a number as its text
+    (DRF's CharField), NFKC-normalised (Django's login form), trimmed. One
+    that could not be stored (NUL, a lone surrogate) names nobody and is
+    counted by its digest, without a query."""
     value = email if email else username
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
         return None
-    value = value.strip()
+    value = unicodedata.normalize("NFKC", value).strip()
+    try:
+        digest = hashlib.sha256(value.upper().encode("utf-8")).hexdigest()[:32]
+    except UnicodeEncodeError:
+        return "unknown:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    if "\x00" in value:
+        return f"unknown:{digest}"
     lookup = {"email__iexact": value} if email else {"username": value}
     pk = User.objects.filter(**lookup).values_list("pk", flat=True).first()
-    if pk is not None:
-        return f"user:{pk}"
-    return "unknown:" + hashlib.sha256(value.upper().encode()).hexdigest()[:32]
+    return f"user:{pk}" if pk is not None else f"unknown:{digest}"
 
 
 def client_ip(request: HttpRequest | Request) -> str:

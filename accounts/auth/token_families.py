@@ -122,6 +122,17 @@ def end(refresh: TenantRefreshToken, user: Any) -> bool:
     return fresh
 
 
+def reused(family_claim: Any) -> None:
+    """A spent refresh token of this family was presented: end the family."""
+    try:
+        family_id = uuid.UUID(str(family_claim))
+    except ValueError:
+        return
+    TokenFamily.objects.filter(pk=family_id, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_because=TokenFamily.Ended.REUSE
+    )
+
+
 def end_all(user: User) -> None:
     TokenFamily.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_because=TokenFamily.Ended.LOGOUT_ALL

@@ -211,3 +211,45 @@ def test_a_burst_across_a_window_end_is_still_one_burst(monkeypatch: pytest.Monk
     with schema_context(ACME.schema):
         count, _left = counters.hit("test:burst", 60)
     assert count == 1
+
+
+# --- found in review -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_unicode_compatibility_spellings_share_the_admin_login_counter(rates: Callable[..., None]) -> None:
+    """Django's login form NFKC-normalises the username before authenticating:
+    a full-width spelling logs into the same account, so it is the same counter."""
+    rates(login_account="3/min")
+    for n in range(3):
+        admin_login(ACME.admin_email, f"guess{n}", ip=f"10.9.7.{n}")
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" and c != "@" else c for c in ACME.admin_email)
+    _status, page, logged_in = admin_login(fullwidth, PASSWORD, ip="10.9.7.99")
+    assert not logged_in
+    assert "Too many login attempts" in page
+
+
+@pytest.mark.django_db
+def test_the_admin_password_change_form_is_a_current_password_check(rates: Callable[..., None]) -> None:
+    rates(login_account="5/min")
+    browser = Client(HTTP_HOST=ACME.host, REMOTE_ADDR="10.9.8.1")
+    token = csrf_token(browser.get("/admin/login/"))
+    browser.post("/admin/login/", {"username": ACME.admin_email, "password": PASSWORD, "csrfmiddlewaretoken": token})
+    statuses = []
+    for n in range(8):
+        token = csrf_token(browser.get("/admin/password_change/"))
+        form = {"old_password": f"guess{n}", "new_password1": "Ne3w-Pass-Word!", "new_password2": "Ne3w-Pass-Word!"}
+        statuses.append(browser.post("/admin/password_change/", {**form, "csrfmiddlewaretoken": token}).status_code)
+    assert 429 in statuses, statuses
+    assert statuses[-1] == 429
+    # Anonymous callers are sent to the login page, as the admin does.
+    assert Client(HTTP_HOST=ACME.host).get("/admin/password_change/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_numeric_username_sent_as_a_number_is_counted_as_the_text(rates: Callable[..., None]) -> None:
+    rates(login_account="3/min")
+    make_user(email="numbers@acme.test", username="31337")
+    for n in range(3):
+        login(ip=f"10.9.9.{n}", username="31337")
+    assert_throttled(api_client(ACME).post(LOGIN, {"username": 31337, "password": PASSWORD}, format="json"))

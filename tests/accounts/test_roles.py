@@ -294,3 +294,96 @@ def test_shell_changes_of_roles_are_audited_as_the_system() -> None:
     with schema_context(ACME.schema):
         services.user_update(user=User.objects.get(pk=plain.pk), is_active=False)
     assert role_entries(plain.pk) == [(AuditEntry.Action.DEACTIVATE, "")]
+
+
+# --- found in review: taking over more than one holds --------------------------------------------------------
+
+
+def test_staff_cannot_take_over_a_user_who_holds_more_than_it() -> None:
+    staff = staff_user("accounts.view_user", "accounts.change_user")
+    richer = make_user(prefix="richer")
+    with schema_context(ACME.schema):
+        richer.user_permissions.add(*model_perms("catalog.can_publish_product"))
+    lesser = make_user(prefix="lesser")
+    client = api_client(user=staff)
+    assert_error(client.patch(f"{USERS}{richer.pk}/", {"is_active": False}, format="json"), 403)
+    assert client.patch(f"{USERS}{lesser.pk}/", {"is_active": False}, format="json").status_code == 200
+    # Through the admin: setting its password is refused, for the lesser user it works.
+    browser = admin_site_login(ACME, staff.email)
+    for target, allowed in ((richer, False), (lesser, True)):
+        url = f"/admin/accounts/user/{target.pk}/password/"
+        form = {
+            "csrfmiddlewaretoken": csrf_token(browser.get(url)),
+            "password1": "Take-0ver-Pass!",
+            "password2": "Take-0ver-Pass!",
+        }
+        form["usable_password"] = "true"
+        status = browser.post(url, form).status_code
+        assert (status == 302) is allowed, (target.email, status)
+    with schema_context(ACME.schema):
+        assert not User.objects.get(pk=richer.pk).check_password("Take-0ver-Pass!")
+
+
+def test_staff_cannot_make_itself_the_owner_of_a_product() -> None:
+    staff = staff_user("catalog.view_product", "catalog.change_product")
+    product = make_product(owner=make_user(prefix="owner"))
+    with schema_context(ACME.schema), acting_as(staff):
+        row = Product.objects.get(pk=product.pk)
+        row.owner = staff
+        with pytest.raises(RoleRefused):
+            row.save()
+    browser = admin_site_login(ACME, staff.email)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    form = {
+        "csrfmiddlewaretoken": csrf_token(browser.get(url)),
+        "name": product.name,
+        "price": "9.99",
+        "owner": str(staff.pk),
+    }
+    assert browser.post(url, form).status_code == 403
+    with schema_context(ACME.schema):
+        assert Product.objects.get(pk=product.pk).owner_id == product.owner_id
+
+
+def test_what_publication_shows_cannot_be_handed_on() -> None:
+    """A view that comes from publication is not held: granting it would
+    outlive the unpublishing."""
+    staff = staff_user()
+    published = make_product(owner=make_user(prefix="owner"), published=True)
+    grant = {"user": staff.pk, "permissions": ["view_product"]}
+    assert_error(api_client(user=staff).post(f"/api/products/{published.pk}/permissions/", grant, format="json"), 403)
+
+
+def test_staff_cannot_delete_a_group_a_superuser_is_in() -> None:
+    staff = staff_user("auth.delete_group")
+    with schema_context(ACME.schema):
+        group = Group.objects.create(name="With root")
+        group.user_set.add(User.objects.get(pk=admin_id()))
+    assert_error(api_client(user=staff).delete(f"{GROUPS}{group.pk}/"), 403)
+    with schema_context(ACME.schema):
+        assert Group.objects.filter(pk=group.pk).exists()
+
+
+def test_an_admin_edit_by_staff_keeps_memberships_it_could_not_grant() -> None:
+    staff = staff_user("accounts.view_user", "accounts.change_user")
+    member = make_user(prefix="member")
+    with schema_context(ACME.schema):
+        empty = Group.objects.create(name="Plain members")
+        empty.user_set.add(member)
+    browser = admin_site_login(ACME, staff.email)
+    url = f"/admin/accounts/user/{member.pk}/change/"
+    page = browser.get(url).content.decode()
+    assert f'value="{empty.pk}" selected' in page
+    form = {
+        "csrfmiddlewaretoken": csrf_token(browser.get(url)),
+        "email": member.email,
+        "username": member.username,
+        "first_name": "Renamed",
+        "is_active": "on",
+        "groups": [str(empty.pk)],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+    }
+    assert browser.post(url, form).status_code == 302
+    with schema_context(ACME.schema):
+        assert list(User.objects.get(pk=member.pk).groups.values_list("pk", flat=True)) == [empty.pk]

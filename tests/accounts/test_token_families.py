@@ -155,3 +155,13 @@ def _at_once(where: DemoTenant, calls: list[tuple[str, dict[str, str]]]) -> list
         thread.join(timeout=30)
     assert all(answer is not None for answer in answers), "a request hung"
     return answers
+
+
+@pytest.mark.django_db
+def test_verifying_a_rotated_refresh_token_is_a_reuse_too(alice: Any) -> None:
+    """A thief must not be able to test a stolen, already rotated token at
+    /verify/ without the session noticing."""
+    stolen = jwt_login(ACME, alice.email)["refresh"]
+    successor = rotate(ACME, stolen).json()["refresh"]
+    assert_error(api_client(ACME).post(VERIFY, {"token": stolen}, format="json"), 401)
+    assert_error(rotate(ACME, successor), 401)

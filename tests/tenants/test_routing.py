@@ -194,3 +194,22 @@ def test_a_resolve_racing_a_suspension_cannot_cache_the_old_answer(db):
     assert again is not None
     assert again.is_active is False
     assert_error(api_client(host).get("/api/health/"), 403, code="tenant_suspended")
+
+
+def test_no_cache_key_lives_forever_for_a_host_asked_about(db, monkeypatch):
+    """A flood of made-up hosts must not leave keys without expiry behind."""
+    timeouts = []
+    cache = tenant_cache._cache()
+    for name in ("add", "set", "set_many"):
+        original = getattr(cache, name)
+
+        def recording(*args, _original=original, **kwargs):
+            timeouts.append(kwargs.get("timeout", args[2] if len(args) > 2 else "default"))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cache, name, recording)
+    for n in range(3):
+        assert tenant_cache.resolve_host(f"made-up-{n}.{BASE}") is None
+    tenant_cache.evict_hosts([f"made-up-0.{BASE}"])
+    assert timeouts
+    assert None not in timeouts, timeouts
