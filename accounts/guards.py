@@ -10,6 +10,7 @@ rolled back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
@@ -55,20 +56,48 @@ def _check_users(actor: Any, users: list[User]) -> None:
         roles.check_may_change(actor, user)
 
 
-def _user_permissions_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+def _user_relation_changing(
+    instance: Any,
+    action: str,
+    reverse: bool,
+    pks: Any,
+    *,
+    given: Callable[[Any], list[Any]],
+    grants: Callable[[list[Any]], Any],
+) -> None:
+    """A user's permissions or groups are about to change (either side of the
+    relation): the users changed must be the actor's to change, and what an
+    add gives them (``grants`` of what ``given`` names) the actor's to give."""
     if not action.startswith("pre_"):
         return
     actor = current_actor()
-    pks = kwargs.get("pk_set")
-    if reverse:  # permission.user_set.add(users)
+    if reverse:  # permission.user_set / group.user_set
         users = _users(pks) if action != "pre_clear" else list(instance.user_set.all())
-        permissions = [instance]
-    else:  # user.user_permissions.add(permissions)
+        added = [instance]
+    else:  # user.user_permissions / user.groups
         users = [instance]
-        permissions = _permissions(pks) if action == "pre_add" else []
+        added = given(pks) if action == "pre_add" else []
     _check_users(actor, users)
     if action == "pre_add":
-        roles.check_may_grant(actor, permissions)
+        roles.check_may_grant(actor, grants(added))
+
+
+def _user_permissions_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    _user_relation_changing(instance, action, reverse, kwargs.get("pk_set"), given=_permissions, grants=list)
+
+
+def _memberships_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    """Joining a group grants its permissions; a superuser's groups are the
+    superuser's to change (or another superuser's)."""
+    _user_relation_changing(instance, action, reverse, kwargs.get("pk_set"), given=_groups, grants=_permissions_of)
+
+
+def _groups(pks: Any) -> list[Group]:
+    return list(Group.objects.filter(pk__in=pks or ()))
+
+
+def _permissions_of(groups: list[Group]) -> Any:
+    return Permission.objects.filter(group__in=groups).select_related("content_type").distinct()
 
 
 def _group_permissions_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
@@ -76,25 +105,6 @@ def _group_permissions_changing(sender: Any, instance: Any, action: str, reverse
         return
     permissions = [instance] if reverse else _permissions(kwargs.get("pk_set"))
     roles.check_may_grant(current_actor(), permissions)
-
-
-def _memberships_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
-    """Joining a group grants its permissions; a superuser's groups are the
-    superuser's to change (or another superuser's)."""
-    if not action.startswith("pre_"):
-        return
-    actor = current_actor()
-    pks = kwargs.get("pk_set")
-    if reverse:  # group.user_set.add(users)
-        users = _users(pks) if action != "pre_clear" else list(instance.user_set.all())
-        groups = [instance]
-    else:  # user.groups.add(groups)
-        users = [instance]
-        groups = list(Group.objects.filter(pk__in=pks or ())) if action == "pre_add" else []
-    _check_users(actor, users)
-    if action == "pre_add":
-        granted = Permission.objects.filter(group__in=groups).select_related("content_type").distinct()
-        roles.check_may_grant(actor, granted)
 
 
 def _group_before_delete(sender: Any, instance: Group, **kwargs: Any) -> None:
