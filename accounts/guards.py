@@ -52,8 +52,7 @@ def _permissions(pks: Any) -> list[Permission]:
 
 
 def _check_users(actor: Any, users: list[User]) -> None:
-    for user in users:
-        roles.check_may_change(actor, user)
+    roles.check_may_change_each(actor, users)
 
 
 def _user_relation_changing(

@@ -29,7 +29,6 @@ from typing import Any
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import connection
-from django.db.models import Q
 
 from accounts.models import User
 from core.errors import ApplicationError
@@ -52,15 +51,25 @@ def _is_system(actor: Any) -> bool:
     return actor is None
 
 
-def held_by(user: User) -> set[str]:
-    """The model permissions a user holds, directly or through its groups,
-    whether or not it is active (a deactivated account may come back)."""
-    rows = (
-        Permission.objects.filter(Q(user=user) | Q(group__user=user))
-        .values_list("content_type__app_label", "codename")
+def held_by_each(users: Iterable[User]) -> dict[int, set[str]]:
+    """The model permissions each user holds, directly or through its groups,
+    whether or not it is active (a deactivated account may come back): two
+    queries, however many users."""
+    ids = [user.pk for user in users if user.pk is not None]
+    held: dict[int, set[str]] = {pk: set() for pk in ids}
+    if not ids:
+        return held
+    direct = User.user_permissions.through.objects.filter(user_id__in=ids).values_list(
+        "user_id", "permission__content_type__app_label", "permission__codename"
+    )
+    grouped = (
+        User.groups.through.objects.filter(user_id__in=ids, group__permissions__isnull=False)
+        .values_list("user_id", "group__permissions__content_type__app_label", "group__permissions__codename")
         .distinct()
     )
-    return {permission_label(app_label, codename) for app_label, codename in rows}
+    for pk, app_label, codename in [*direct, *grouped]:
+        held[pk].add(permission_label(app_label, codename))
+    return held
 
 
 def check_may_change(actor: Any, target: User, *, was_superuser: bool | None = None) -> None:
@@ -68,19 +77,28 @@ def check_may_change(actor: Any, target: User, *, was_superuser: bool | None = N
     nobody else changes (its password, email, activity, memberships...) a
     user who holds a permission the actor does not: that would be taking
     over more than the actor holds."""
+    check_may_change_each(
+        actor, [target], was_superuser={target.pk: was_superuser} if was_superuser is not None else None
+    )
+
+
+def check_may_change_each(actor: Any, targets: list[User], *, was_superuser: dict[Any, bool] | None = None) -> None:
+    """``check_may_change`` for many users at once, in two queries."""
     if _is_system(actor) or is_superuser(actor):
         return
-    superuser_target = target.is_superuser if was_superuser is None else was_superuser
-    if superuser_target:
+    stored = was_superuser or {}
+    if any(stored.get(target.pk, target.is_superuser) for target in targets):
         raise RoleRefused("Only a superuser may change, deactivate or delete a superuser.")
-    if target.pk is None or target.pk == getattr(actor, "pk", None):
+    others = [target for target in targets if target.pk is not None and target.pk != getattr(actor, "pk", None)]
+    if not others:
         return
-    held = actor.get_all_permissions() if actor.is_authenticated and actor.is_active else set()
-    beyond = sorted(held_by(target) - held)
-    if beyond:
-        raise RoleRefused(
-            f"That user holds permissions you do not ({', '.join(beyond[:5])}): only who holds them may change it."
-        )
+    mine = actor.get_all_permissions() if actor.is_authenticated and actor.is_active else set()
+    for held in held_by_each(others).values():
+        beyond = sorted(held - mine)
+        if beyond:
+            raise RoleRefused(
+                f"That user holds permissions you do not ({', '.join(beyond[:5])}): only who holds them may change it."
+            )
 
 
 def check_may_set_roles(actor: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 from guardian.shortcuts import assign_perm
 
@@ -229,6 +231,19 @@ def test_with_two_superusers_one_may_demote_the_other_then_not_itself() -> None:
 # --- the Django admin -----------------------------------------------------------------------------------------
 
 
+def _user_form(browser: Any, user: User, **fields: Any) -> dict[str, Any]:
+    """The Django admin's change form of ``user`` as a browser would post it:
+    its identity, a join date, a fresh CSRF token, and ``fields``."""
+    return {
+        "csrfmiddlewaretoken": csrf_token(browser.get(f"/admin/accounts/user/{user.pk}/change/")),
+        "email": user.email,
+        "username": user.username,
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        **fields,
+    }
+
+
 def _change_page(browser: Any, pk: int) -> str:
     response = browser.get(f"/admin/accounts/user/{pk}/change/")
     assert response.status_code == 200
@@ -246,19 +261,14 @@ def test_admin_staff_cannot_tick_is_superuser_nor_grant_what_it_lacks() -> None:
         change_user = model_perms("accounts.change_user")[0]
         view_product = model_perms("catalog.view_product")[0]
         delete_product = Permission.objects.get(content_type__app_label="catalog", codename="delete_product")
-    form = {
-        "csrfmiddlewaretoken": csrf_token(browser.get(f"/admin/accounts/user/{plain.pk}/change/")),
-        "email": plain.email,
-        "username": plain.username,
-        "is_active": "on",
-        "is_superuser": "on",
-        "is_staff": "on",
-        "user_permissions": [str(view_product.pk), str(delete_product.pk), str(change_user.pk)],
-        "last_login_0": "",
-        "last_login_1": "",
-        "date_joined_0": "2026-01-01",
-        "date_joined_1": "00:00:00",
-    }
+    form = _user_form(
+        browser,
+        plain,
+        is_active="on",
+        is_superuser="on",
+        is_staff="on",
+        user_permissions=[str(view_product.pk), str(delete_product.pk), str(change_user.pk)],
+    )
     browser.post(f"/admin/accounts/user/{plain.pk}/change/", form)
     assert flags(plain.pk) == (False, False, True)
     assert "catalog.delete_product" not in held_labels(plain.pk)
@@ -273,14 +283,7 @@ def test_admin_staff_cannot_tick_is_superuser_nor_grant_what_it_lacks() -> None:
 def test_admin_changes_of_roles_are_audited_with_their_actor() -> None:
     plain = make_user(prefix="plain")
     browser = admin_site_login(ACME, ACME.admin_email)
-    form = {
-        "csrfmiddlewaretoken": csrf_token(browser.get(f"/admin/accounts/user/{plain.pk}/change/")),
-        "email": plain.email,
-        "username": plain.username,
-        "is_staff": "on",
-        "date_joined_0": "2026-01-01",
-        "date_joined_1": "00:00:00",
-    }
+    form = _user_form(browser, plain, is_staff="on")
     assert browser.post(f"/admin/accounts/user/{plain.pk}/change/", form).status_code == 302
     assert flags(plain.pk) == (True, False, False)
     assert role_entries(plain.pk) == [
@@ -374,16 +377,21 @@ def test_an_admin_edit_by_staff_keeps_memberships_it_could_not_grant() -> None:
     url = f"/admin/accounts/user/{member.pk}/change/"
     page = browser.get(url).content.decode()
     assert f'value="{empty.pk}" selected' in page
-    form = {
-        "csrfmiddlewaretoken": csrf_token(browser.get(url)),
-        "email": member.email,
-        "username": member.username,
-        "first_name": "Renamed",
-        "is_active": "on",
-        "groups": [str(empty.pk)],
-        "date_joined_0": "2026-01-01",
-        "date_joined_1": "00:00:00",
-    }
+    form = _user_form(browser, member, first_name="Renamed", is_active="on", groups=[str(empty.pk)])
     assert browser.post(url, form).status_code == 302
     with schema_context(ACME.schema):
         assert list(User.objects.get(pk=member.pk).groups.values_list("pk", flat=True)) == [empty.pk]
+
+
+def test_a_staff_change_of_many_memberships_costs_the_same_queries_as_of_few() -> None:
+    """The takeover rule reads every changed user's permissions in two queries."""
+    staff = staff_user("catalog.view_product")
+    client = api_client(user=staff)
+    counts = {}
+    for n in (3, 40):
+        members = [make_user(prefix=f"m{n}-").pk for _ in range(n)]
+        body = {"name": f"Viewers {n}", "permissions": ["catalog.view_product"], "users": members}
+        with CaptureQueriesContext(db_connection) as queries:
+            assert client.post(GROUPS, body, format="json").status_code == 201
+        counts[n] = len(queries.captured_queries)
+    assert counts[3] == counts[40], counts
