@@ -55,12 +55,18 @@ def start(user: User) -> TenantRefreshToken:
     return refresh
 
 
+def _family_id(claim: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(claim))
+    except ValueError:
+        return None
+
+
 def _family_of(refresh: TenantRefreshToken, user: Any) -> TokenFamily:
     """The token's family, locked, if it is still alive; else 401."""
-    try:
-        family_id = uuid.UUID(str(refresh.payload.get(FAMILY_CLAIM)))
-    except ValueError:
-        raise InvalidToken("Token belongs to no session; log in again.") from None
+    family_id = _family_id(refresh.payload.get(FAMILY_CLAIM))
+    if family_id is None:
+        raise InvalidToken("Token belongs to no session; log in again.")
     family = TokenFamily.objects.select_for_update().filter(pk=family_id, user=user).first()
     if family is None or family.revoked_at is not None:
         raise InvalidToken("This session has ended; log in again.")
@@ -84,10 +90,9 @@ def _spend(refresh: TenantRefreshToken, user: Any) -> bool:
     return created
 
 
-def _revoke(family: TokenFamily, why: str) -> None:
-    family.revoked_at = timezone.now()
-    family.revoked_because = why
-    family.save(update_fields=["revoked_at", "revoked_because"])
+def _revoke(families: Any, why: str) -> None:
+    """End the (not yet ended) families of a queryset."""
+    families.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_because=why)
 
 
 def rotate(refresh: TenantRefreshToken, user: Any) -> TenantRefreshToken:
@@ -97,7 +102,7 @@ def rotate(refresh: TenantRefreshToken, user: Any) -> TenantRefreshToken:
         family = _family_of(refresh, user)
         fresh = _spend(refresh, user)
         if not fresh:
-            _revoke(family, TokenFamily.Ended.REUSE)
+            _revoke(TokenFamily.objects.filter(pk=family.pk), TokenFamily.Ended.REUSE)
     if not fresh:  # raised after the commit, so the revocation stays
         raise InvalidToken("Token was already used: this session has been ended.")
     refresh.set_jti()
@@ -118,32 +123,25 @@ def end(refresh: TenantRefreshToken, user: Any) -> bool:
             family = None  # the session ended already
         fresh = _spend(refresh, user)
         if family is not None:
-            _revoke(family, TokenFamily.Ended.LOGOUT)
+            _revoke(TokenFamily.objects.filter(pk=family.pk), TokenFamily.Ended.LOGOUT)
     return fresh
 
 
 def reused(family_claim: Any) -> None:
     """A spent refresh token of this family was presented: end the family."""
-    try:
-        family_id = uuid.UUID(str(family_claim))
-    except ValueError:
-        return
-    TokenFamily.objects.filter(pk=family_id, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_because=TokenFamily.Ended.REUSE
-    )
+    family_id = _family_id(family_claim)
+    if family_id is not None:
+        _revoke(TokenFamily.objects.filter(pk=family_id), TokenFamily.Ended.REUSE)
 
 
 def end_all(user: User) -> None:
-    TokenFamily.objects.filter(user=user, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_because=TokenFamily.Ended.LOGOUT_ALL
-    )
+    _revoke(TokenFamily.objects.filter(user=user), TokenFamily.Ended.LOGOUT_ALL)
 
 
 def is_alive(family_claim: Any, user: Any) -> bool:
     """For verify: the family exists, is not revoked and not too old."""
-    try:
-        family_id = uuid.UUID(str(family_claim))
-    except ValueError:
+    family_id = _family_id(family_claim)
+    if family_id is None:
         return False
     family = TokenFamily.objects.filter(pk=family_id, user=user, revoked_at__isnull=True).first()
     return family is not None and timezone.now() < _ends(family)
