@@ -40,8 +40,7 @@ def _product_before_save(sender: Any, instance: Product, **kwargs: Any) -> None:
         ):
             raise RoleRefused("You can only make yourself the owner of a product you create.")
         return
-    stored = Product.objects.filter(pk=instance.pk).values_list("owner_id", flat=True).first()
-    if stored != instance.owner_id and instance.owner_id is not None:
+    if instance.owner_id is not None and instance.owner_id != instance.stored_owner_id():
         codenames = [policy.CODENAMES[action] for action in sorted(policy.OWNER_ACTIONS)]
         if not policy.holds_on_all(actor, [instance.pk], codenames):
             raise RoleRefused("Only who may view, change and delete a product may give it an owner.")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -9,6 +9,8 @@ from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from accounts.audit.managers import AuditedGroupObjectPermissionManager, AuditedUserObjectPermissionManager
+
+_UNREAD = object()
 
 
 class Product(models.Model):
@@ -38,6 +40,26 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._stored_owner_id = self.owner_id
+
+    # The owner as last read from or written to the database: changing it
+    # grants ownership (catalog.guards), judged without a query for a
+    # product that was loaded.
+    _stored_owner_id: Any = _UNREAD
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Product:
+        instance = super().from_db(db, field_names, values)
+        instance._stored_owner_id = instance.__dict__.get("owner_id", _UNREAD)
+        return instance
+
+    def stored_owner_id(self) -> int | None:
+        if self._stored_owner_id is _UNREAD:
+            self._stored_owner_id = Product.objects.filter(pk=self.pk).values_list("owner_id", flat=True).first()
+        return self._stored_owner_id
 
 
 class ProductUserObjectPermission(UserObjectPermissionBase):
