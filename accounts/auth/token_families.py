@@ -108,7 +108,14 @@ def rotate(refresh: TenantRefreshToken, user: Any) -> TenantRefreshToken:
     refresh.set_jti()
     refresh.set_iat()
     _cap(refresh, family)
-    refresh.outstand()
+    # simplejwt's outstand() would load the user again and look the new jti up first.
+    OutstandingToken.objects.create(
+        user=user,
+        jti=refresh.payload[api_settings.JTI_CLAIM],
+        token=str(refresh),
+        created_at=refresh.current_time,
+        expires_at=datetime_from_epoch(refresh.payload["exp"]),
+    )
     return refresh
 
 

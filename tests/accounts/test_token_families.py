@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import pytest
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -165,3 +166,21 @@ def test_verifying_a_rotated_refresh_token_is_a_reuse_too(alice: Any) -> None:
     successor = rotate(ACME, stolen).json()["refresh"]
     assert_error(api_client(ACME).post(VERIFY, {"token": stolen}, format="json"), 401)
     assert_error(rotate(ACME, successor), 401)
+
+
+@pytest.mark.django_db
+def test_login_and_refresh_query_budgets(alice: Any) -> None:
+    """Login: search_path, two counter upserts, the account lookup, the user,
+    old sessions, the new session, its first token (8). Refresh: search_path,
+    the user, the locked session and the spent token in a savepoint, the user
+    for the access token, the successor (11)."""
+    api_client(ACME).get("/api/health/")  # warm the tenant cache
+    with CaptureQueriesContext(db_connection) as login:
+        response = api_client(ACME).post(
+            "/api/auth/jwt/create/", {"email": alice.email, "password": PASSWORD}, format="json"
+        )
+    assert response.status_code == 200
+    assert len(login.captured_queries) <= 8, [q["sql"][:80] for q in login.captured_queries]
+    with CaptureQueriesContext(db_connection) as refresh:
+        assert rotate(ACME, response.json()["refresh"]).status_code == 200
+    assert len(refresh.captured_queries) <= 11, [q["sql"][:80] for q in refresh.captured_queries]
