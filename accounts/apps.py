@@ -39,9 +39,10 @@ class AccountsConfig(AppConfig):
         # Imported here, once every app's models are loaded: the receivers
         # connect to other apps' grant tables, and the OpenAPI extension
         # registers itself on import. Neither is a circle being dodged.
-        from accounts import guards  # noqa: PLC0415
+        from accounts import emails, guards  # noqa: PLC0415
         from accounts.audit import receivers  # noqa: PLC0415
         from accounts.auth import openapi  # noqa: F401, PLC0415
 
         guards.connect()
         receivers.connect()
+        emails.register_builders()  # the outbox builds the no-enumeration emails with these

@@ -2,35 +2,30 @@
 
 Everything that depends on the database (the tenant's primary domain, the
 uid, the one-time token) is computed by the service making the change, from
-plain values (the tenant and a ``LinkBase``), never from a request. Rendering and
-SMTP happen after the transaction commits, on a small worker pool, so the
-response never waits for the mail server: an endpoint answers as fast whether
-or not it sends an email (no account enumeration by timing). A failed send is
-logged with its recipient and kind, never swallowed silently.
+plain values (the tenant and a ``LinkBase``), never from a request. The email
+is rendered and written to the outbox (``mail``) in the change's transaction;
+SMTP happens after the commit, on the worker (or a thread without a broker),
+so the response never waits for the mail server: an endpoint answers as fast
+whether or not it sends an email (no account enumeration by timing). Failures
+retry with backoff and end in a visible ``failed`` row, never in silence.
 """
 
 from __future__ import annotations
 
-import logging
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage
-from django.db import transaction
 from django.template import Context
 from django.template.loader import get_template
 from djoser.utils import encode_uid
 
 from accounts.auth.link_tokens import activation_tokens, email_reset_tokens, password_reset_tokens
-from tenants.db import connection
+from accounts.models import User
+from mail import services as mail
+from tenants.db import current_tenant_id
 from tenants.models import Tenant
-
-logger = logging.getLogger(__name__)
-
-_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account-email")
-_pending: set[Future[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -109,33 +104,64 @@ def build(site: Site, kind: str, user: Any, *, to: str | None = None, **extra: A
     return Email(kind=kind, to=user.email if to is None else to, context=context)
 
 
+def _tenant_id() -> int | None:
+    return current_tenant_id() or None  # 0 on the public schema
+
+
+def _rendered(email: Email) -> tuple[str, str, str]:
+    subject = " ".join(_render(f"{email.kind}_subject", email.context).split())
+    return email.to, subject, _render(email.kind, email.context)
+
+
 def send_after_commit(email: Email) -> None:
-    """Queue the email once the current transaction commits (at once outside one)."""
-    schema = connection.schema_name
-    transaction.on_commit(lambda: _submit(email, schema))
+    """Render the email now and write it to the outbox in the current
+    transaction: it leaves once that commits (mail.services), and never if it
+    rolls back."""
+    to, subject, body = _rendered(email)
+    mail.enqueue(tenant_id=_tenant_id(), kind=email.kind, to=to, subject=subject, body=body)
 
 
-def _submit(email: Email, schema: str) -> None:
-    future = _pool.submit(_deliver, email, schema)
-    _pending.add(future)
-    future.add_done_callback(_pending.discard)
+# --- emails to an address that may or may not have an account ----------------------------
+# Activation resend, password reset and email reset answer the same whatever
+# the address. So that they also cost the same, the request only writes the
+# outbox row; the worker finds the account (by these rules) and builds the
+# email, or drops the row when none qualifies.
+
+_QUALIFIES: dict[str, Callable[[str, dict[str, Any]], User | None]] = {
+    "activation": lambda address, ctx: User.objects.filter(
+        email__iexact=address, is_active=False, activated_at__isnull=True
+    ).first(),
+    "password_reset": lambda address, ctx: next(
+        (u for u in User.objects.filter(email__iexact=address, is_active=True)[:1] if u.has_usable_password()), None
+    ),
+    # Only the caller's own address: one user cannot start a change for another.
+    "email_reset": lambda address, ctx: User.objects.filter(
+        email__iexact=address, is_active=True, pk=int(ctx.get("caller_id") or 0)
+    ).first(),
+}
+
+
+def send_to_account_after_commit(site: Site, kind: str, *, address: str, caller_id: int | None = None) -> None:
+    mail.enqueue_lookup(
+        tenant_id=_tenant_id(), kind=kind, to=address, context={"site": asdict(site), "caller_id": caller_id}
+    )
+
+
+def _build_for_account(kind: str) -> Callable[[str, dict[str, Any]], tuple[str, str, str] | None]:
+    def build_it(address: str, context: dict[str, Any]) -> tuple[str, str, str] | None:
+        user = _QUALIFIES[kind](address, context)
+        if user is None:
+            return None
+        return _rendered(build(Site(**context["site"]), kind, user))
+
+    return build_it
+
+
+def register_builders() -> None:
+    for kind in _QUALIFIES:
+        mail.register_builder(kind, _build_for_account(kind))
 
 
 def _render(name: str, context: dict[str, Any]) -> str:
     # Plain text: no HTML escaping of names and links.
     return str(get_template(f"accounts/email/{name}.txt").template.render(Context(context, autoescape=False)))  # type: ignore[attr-defined]
-
-
-def _deliver(email: Email, schema: str) -> None:
-    try:
-        subject = _render(f"{email.kind}_subject", email.context).strip()
-        body = _render(email.kind, email.context)
-        EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[email.to]).send()
-    except Exception:
-        logger.exception("could not send %s email to %s (schema %s)", email.kind, email.to, schema)
-
-
-def wait_for_pending(timeout: float = 10.0) -> None:
-    """Block until queued emails are handed to the backend (tests, shutdown)."""
-    for future in list(_pending):
-        future.result(timeout=timeout)

@@ -188,7 +188,9 @@ class AuditEntry(models.Model):
 
     Rows are written for every change to groups, memberships, model
     permissions, object grants and a user's is_staff, is_superuser and
-    is_active, whatever the path (API, admin, shell);
+    is_active, whatever the path (API, admin, shell), and for the tenant's
+    settings its admins change (its CORS origins: subject "tenant", with the
+    old and new values in ``changes``);
     ``*_repr`` keep the names readable after the subject is gone.
     """
 
@@ -210,6 +212,7 @@ class AuditEntry(models.Model):
         SUPERUSER_OFF = "user.superuser_off"
         ACTIVATE = "user.activate"
         DEACTIVATE = "user.deactivate"
+        TENANT_CORS_CHANGE = "tenant.cors_changed"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -224,6 +227,9 @@ class AuditEntry(models.Model):
     target_type = models.CharField(max_length=32, blank=True, default="")
     target_id = models.BigIntegerField(null=True, blank=True)
     target_repr = models.CharField(max_length=254, blank=True, default="")
+    # A setting's values before and after, when a list does not fit the
+    # columns above: {"old": [...], "new": [...]}.
+    changes = models.JSONField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "audit entries"

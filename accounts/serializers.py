@@ -22,6 +22,8 @@ from accounts.permissions import is_tenant_admin
 from accounts.roles import is_superuser
 from accounts.selectors import assignable_permissions
 from core.labels import label_of
+from tenants.models import Tenant
+from tenants.serializers import OriginListField, RefusesUnknownFields
 
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
@@ -367,7 +369,7 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
 
     class Meta:
         model = AuditEntry
-        fields = ["id", "created_at", "actor", "action", "subject", "permission", "target"]
+        fields = ["id", "created_at", "actor", "action", "subject", "permission", "target", "changes"]
 
     def get_actor(self, entry: AuditEntry) -> dict[str, Any] | None:
         if entry.actor_id is None and not entry.actor_repr:
@@ -381,3 +383,28 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
         if not entry.target_type and not entry.target_repr:
             return None
         return {"type": entry.target_type, "id": entry.target_id, "name": entry.target_repr}
+
+
+# --- the tenant's own settings ---------------------------------------------------------------
+
+
+class TenantSettingsSerializer(serializers.ModelSerializer[Tenant]):
+    """The tenant of the host, as its admins see it."""
+
+    domains = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "domains", "require_activation", "cors_allowed_origins"]
+        read_only_fields = fields
+
+    def get_domains(self, tenant: Tenant) -> list[str]:
+        return [d.domain for d in tenant.domains.all()]
+
+
+class TenantSettingsUpdateSerializer(RefusesUnknownFields):
+    """What tenant admins may change of their tenant: its CORS origins only
+    (anything else is a 400 naming the field). The entries are checked by the
+    service."""
+
+    cors_allowed_origins = OriginListField(required=False)

@@ -88,10 +88,9 @@ def user_resend_activation(*, tenant: Tenant | None, links: emails.LinkBase, ema
     """Silent whatever the email: only a pending, never-activated account gets mail."""
     if not (tenant and tenant.require_activation):
         return
-    site = emails.site_for(tenant, links)  # known or not: the same queries
-    user = User.objects.filter(email__iexact=email, is_active=False, activated_at__isnull=True).first()
-    if user is not None:
-        emails.send_after_commit(emails.build(site, "activation", user))
+    site = emails.site_for(tenant, links)
+    # Known or not, the request does the same: the worker looks the account up.
+    emails.send_to_account_after_commit(site, "activation", address=email)
 
 
 # --- passwords ------------------------------------------------------------------------------
@@ -106,10 +105,9 @@ def user_set_password(*, tenant: Tenant | None, links: emails.LinkBase, user: Us
 
 def user_send_password_reset(*, tenant: Tenant | None, links: emails.LinkBase, email: str) -> None:
     """Silent whatever the email: only an active account with a password gets mail."""
-    site = emails.site_for(tenant, links)  # known or not: the same queries
-    user = User.objects.filter(email__iexact=email, is_active=True).first()
-    if user is not None and user.has_usable_password():
-        emails.send_after_commit(emails.build(site, "password_reset", user))
+    site = emails.site_for(tenant, links)
+    # Known or not, the request does the same: the worker looks the account up.
+    emails.send_to_account_after_commit(site, "password_reset", address=email)
 
 
 def user_reset_password(*, tenant: Tenant | None, links: emails.LinkBase, user: User, new_password: str) -> None:
@@ -141,10 +139,9 @@ def user_change_email(*, tenant: Tenant | None, links: emails.LinkBase, user: Us
 def user_send_email_reset(*, tenant: Tenant | None, links: emails.LinkBase, caller: User, email: str) -> None:
     """Silent whatever the email. A link goes out only when the address is the
     caller's own: one user cannot start an email change for another."""
-    site = emails.site_for(tenant, links)  # known or not: the same queries
-    user = User.objects.filter(email__iexact=email, is_active=True, pk=caller.pk).first()
-    if user is not None:
-        emails.send_after_commit(emails.build(site, "email_reset", user))
+    site = emails.site_for(tenant, links)
+    # Known or not, the request does the same: the worker looks the account up.
+    emails.send_to_account_after_commit(site, "email_reset", address=email, caller_id=caller.pk)
 
 
 # --- revocation and deletion ----------------------------------------------------------------

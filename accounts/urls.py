@@ -23,4 +23,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("permissions/", views.PermissionListView.as_view(), name="permission-list"),
     path("users/<str:pk>/permissions/", views.UserPermissionsView.as_view(), name="user-permissions"),
     path("audit/", views.AuditListView.as_view(), name="audit-list"),
+    path("tenant/", views.TenantSettingsView.as_view(), name="tenant-settings"),
 ]

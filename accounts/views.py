@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from accounts import emails, selectors, services
+from accounts import emails, selectors, services, tenant_settings
 from accounts.auth.throttles import (
     CurrentPasswordThrottle,
     RegisterIPThrottle,
@@ -36,8 +36,12 @@ from accounts.serializers import (
     GroupSerializer,
     PermissionSerializer,
     ProfileSerializer,
+    TenantSettingsSerializer,
+    TenantSettingsUpdateSerializer,
     UserPermissionsSerializer,
 )
+from core.errors import NotFound
+from tenants import selectors as tenant_selectors
 from tenants.models import Tenant
 
 
@@ -281,7 +285,7 @@ class UserPermissionsView(APIView):
 class AuditFilter(filters.FilterSet):
     actor = filters.NumberFilter(field_name="actor_id")
     action = filters.MultipleChoiceFilter(choices=AuditEntry.Action.choices)
-    subject_type = filters.ChoiceFilter(choices=[("user", "user"), ("group", "group")])
+    subject_type = filters.ChoiceFilter(choices=[("user", "user"), ("group", "group"), ("tenant", "tenant")])
     subject_id = filters.NumberFilter()
     since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
@@ -300,3 +304,34 @@ class AuditListView(ListAPIView[AuditEntry]):
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         return selectors.audit_entries()
+
+
+# --- the tenant's own settings ---------------------------------------------------------------
+
+
+class TenantSettingsView(APIView):
+    """The tenant of this host (tenant admins only); its admins may change its
+    CORS origins, the browser origins allowed to call this API."""
+
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(responses=TenantSettingsSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(TenantSettingsSerializer(self._tenant(request)).data)
+
+    @extend_schema(request=TenantSettingsUpdateSerializer, responses=TenantSettingsSerializer)
+    def patch(self, request: Request) -> Response:
+        data = TenantSettingsUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = self._tenant(request)
+        if "cors_allowed_origins" in data.validated_data:
+            tenant_settings.tenant_cors_update(tenant=tenant, origins=data.validated_data["cors_allowed_origins"])
+            tenant = self._tenant(request)
+        return Response(TenantSettingsSerializer(tenant).data)
+
+    def _tenant(self, request: Request) -> Tenant:
+        """Read afresh, domains included (not the instance cached by host)."""
+        tenant = _tenant(request)
+        if tenant is None:  # only routed on tenant hosts
+            raise NotFound("No tenant is served on this host.")
+        return tenant_selectors.tenant_get(slug=tenant.slug)

@@ -5,12 +5,16 @@ Every knob a deployment turns is an environment variable listed in README.md.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import environ
+import structlog
+import structlog.tracebacks
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -110,6 +114,10 @@ SHARED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
+    "django_prometheus",
+    "django_structlog",
+    "mail",  # the email outbox (public schema only: one table for the worker to drain)
     "devtools",  # seed_demo; nothing at runtime imports it
 ]
 TENANT_APPS = [*_BOTH, "catalog"]
@@ -126,8 +134,18 @@ TENANT_LIMIT_SET_CALLS = True
 TENANT_TEMPLATE_SCHEMA = "tenant_template"
 
 MIDDLEWARE = [
+    # First and last: request latency by view and status (bounded labels).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # X-Request-ID kept when well-formed, else made; returned on the response.
+    "core.request_id.RequestIdMiddleware",
+    # One structured line per request, with the request id on every line.
+    "django_structlog.middlewares.RequestMiddleware",
     "core.limits.RequestBodyLimitMiddleware",
+    # /api/health/ready/ and /api/metrics/ on any host, before routing.
+    "config.probes.ProbesMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # After the tenant is known: its allowed origins (tenants/cors.py).
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,6 +155,7 @@ MIDDLEWARE = [
     "accounts.audit.middleware.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 TEMPLATES = [
@@ -211,16 +230,46 @@ else:
         },
         "tenants": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(BASE_DIR / ".data" / "cache" / "tenants"),
+            "LOCATION": env.str("TENANT_CACHE_DIR", default=str(BASE_DIR / ".data" / "cache" / "tenants")),
             "TIMEOUT": 3600,
             "OPTIONS": {"MAX_ENTRIES": 100_000},
         },
     }
 
-# --- Email --------------------------------------------------------------------
+# --- Email and the task queue --------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"no-reply@{TENANT_BASE_DOMAIN}")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds per SMTP operation
+# Emails go through the outbox (mail/services.py). With a broker, the Celery
+# worker sends them (`make worker`); without one (the embedded default of
+# `make run`), a thread of the web process does, and each process sweeps.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+EMAIL_DELIVERY = env.str("EMAIL_DELIVERY", default="celery" if CELERY_BROKER_URL else "thread")
+if EMAIL_DELIVERY not in ("celery", "thread", "inline"):
+    raise ImproperlyConfigured(f"EMAIL_DELIVERY must be celery, thread or inline, not {EMAIL_DELIVERY!r}.")
+if EMAIL_DELIVERY == "celery" and not CELERY_BROKER_URL:
+    raise ImproperlyConfigured("EMAIL_DELIVERY=celery needs CELERY_BROKER_URL (or REDIS_URL).")
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=8)
+EMAIL_RETRY_BASE_SECONDS = env.float("EMAIL_RETRY_BASE_SECONDS", default=30.0)  # doubles per attempt
+EMAIL_RETRY_MAX_SECONDS = env.float("EMAIL_RETRY_MAX_SECONDS", default=3600.0)
+EMAIL_SWEEP_SECONDS = env.float("EMAIL_SWEEP_SECONDS", default=15.0)
+# A dispatched email not sent within this long is dispatched again by the sweep.
+EMAIL_DISPATCH_LEASE_SECONDS = env.int("EMAIL_DISPATCH_LEASE_SECONDS", default=120)
+
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task: the message is delivered again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our logging (below), JSON in production
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULE = {"mail-sweep": {"task": "mail.sweep", "schedule": EMAIL_SWEEP_SECONDS}}
+# tenant-schemas-celery: keep the tenant of a schema for a minute in the worker.
+CELERY_TASK_TENANT_CACHE_SECONDS = 60
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # the request id travels with the tasks
 
 # --- DRF, JWT, djoser -----------------------------------------------------------
 REST_FRAMEWORK = {
@@ -321,6 +370,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- CORS -------------------------------------------------------------------------
+# No origin is allowed by default; each tenant lists its own browser origins
+# (Tenant.cors_allowed_origins, set by its admins or by operators), consulted
+# per request by tenants.cors through django-cors-headers' check_request_enabled.
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False  # bearer tokens, never cookies, cross-origin
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "x-request-id"]
+CORS_PREFLIGHT_MAX_AGE = 600
+
 # --- i18n, static -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -339,16 +399,97 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_ENGINE = "accounts.auth.session_store"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+# HTTPS everywhere in production unless told otherwise; each is its own variable.
+# The probes are exempt: a kubelet or load balancer reaches a pod over plain HTTP.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^api/health/", r"^api/metrics/$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production (DJANGO_ENV=production).")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
 # Bodies over this are refused (413) before anything reads them; JSON nested
 # deeper than this is refused (400) before it is parsed (core/limits.py).
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 
+# --- Logs -------------------------------------------------------------------------
+# structlog renders every line, Django's, Celery's and ours alike: one JSON
+# object per line in production, readable text in development. django-structlog
+# writes one line per request (request_finished: request_id, tenant, user_id,
+# method, path, view, status, duration_ms, ip; core/request_id.py) and binds the
+# request id to every line the request causes, tasks included.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+_shared_processors: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+]
+structlog.configure(
+    processors=[
+        structlog.stdlib.filter_by_level,
+        *_shared_processors,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.StackInfoRenderer(),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    cache_logger_on_first_use=True,
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "pgserver": {"level": "WARNING"}},
+    "formatters": {
+        "json": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Tracebacks as data, without local variables (they hold passwords and tokens).
+                structlog.processors.ExceptionRenderer(
+                    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+                ),
+                structlog.processors.JSONRenderer(),
+            ],
+            "foreign_pre_chain": _shared_processors,
+        },
+        "text": {
+            "()": structlog.stdlib.ProcessorFormatter,
+            "processors": [
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Plain tracebacks: rich's would print every frame's locals (passwords, tokens).
+                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+            ],
+            "foreign_pre_chain": _shared_processors,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "pgserver": {"level": "WARNING"},
+        # django-structlog's request_finished is the access log; the server's own is off.
+        "django.server": {"level": "WARNING"},
+        "gunicorn.access": {"level": "WARNING"},
+    },
 }
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG  # one line per request, not two
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # already checked by core.request_id
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # core.request_id logs the address the throttles trust
+
+# --- Metrics ------------------------------------------------------------------------
+# /api/metrics/ (config/probes.py) answers on any host to a bearer METRICS_TOKEN or
+# to an address in METRICS_ALLOWED_NETWORKS; with neither set it is 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# django-tenants wraps this backend: database time and query counts per alias.
+ORIGINAL_BACKEND = "django_prometheus.db.backends.postgresql"

@@ -67,6 +67,12 @@ def run(command: list[str]) -> int:
         print("run: give a command after --", file=sys.stderr)
         return 2
     if not os.environ.get("DATABASE_URL"):
+        if os.environ.get("DJANGO_ENV") == "production":
+            print(
+                "DATABASE_URL is not set, and DJANGO_ENV=production never starts the embedded PostgreSQL.",
+                file=sys.stderr,
+            )
+            return 2
         os.environ["DATABASE_URL"] = url()
     os.execvp(command[0], command)  # noqa: S606  (the developer's own command, from the Makefile)
 

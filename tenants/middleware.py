@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
@@ -57,4 +58,5 @@ class TenantMiddleware:
             connection.set_tenant(tenant)
             request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
         set_urlconf(request.urlconf)  # type: ignore[attr-defined]
+        structlog.contextvars.bind_contextvars(tenant=connection.schema_name)  # on every line of the request
         return self.get_response(request)

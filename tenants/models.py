@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
+
+# "https://" + a 253-character host + ":65535".
+ORIGIN_MAX_LENGTH = len("https://") + 253 + len(":65535")
+MAX_CORS_ORIGINS = 50
 
 
 class Tenant(TenantMixin):
@@ -20,6 +25,12 @@ class Tenant(TenantMixin):
     is_template = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Browser origins ("https://app.example.com") allowed to call this tenant's
+    # API cross-origin, normalized by tenants.services.normalize_origins and
+    # checked per request by tenants.cors. Empty: none.
+    cors_allowed_origins = ArrayField(
+        models.CharField(max_length=ORIGIN_MAX_LENGTH), default=list, blank=True, size=MAX_CORS_ORIGINS
+    )
 
     auto_create_schema = False
     auto_drop_schema = False

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from tenants.models import Tenant
+from tenants.models import ORIGIN_MAX_LENGTH, Tenant
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -13,6 +15,32 @@ class StrictBooleanField(serializers.BooleanField):
             return data
         self.fail("invalid", input=data)
         raise AssertionError  # unreachable
+
+
+class OriginListField(serializers.ListField):
+    """A JSON list of origins, passed on as it is: the service
+    (tenants.services.normalize_origins) checks and normalizes its entries,
+    with one set of rules and messages for every path."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The child only documents the items: to_internal_value never runs it.
+        super().__init__(child=serializers.CharField(max_length=ORIGIN_MAX_LENGTH), **kwargs)
+
+    def to_internal_value(self, data: object) -> list[object]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return list(data)
+
+
+class RefusesUnknownFields(serializers.Serializer):
+    """A field the serializer does not declare is a 400 naming it, not
+    silently ignored."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        if unknown:
+            raise serializers.ValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
+        return attrs
 
 
 class TenantSerializer(serializers.ModelSerializer[Tenant]):
@@ -27,6 +55,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "domains",
             "is_active",
             "require_activation",
+            "cors_allowed_origins",
             "created_at",
             "archived_at",
         ]
@@ -45,16 +74,13 @@ class TenantCreateSerializer(serializers.Serializer):
     require_activation = StrictBooleanField(required=False, default=True)
 
 
-class TenantUpdateSerializer(serializers.Serializer):
+class TenantUpdateSerializer(RefusesUnknownFields):
+    """What operators may change of a tenant; any other field is a 400 naming it."""
+
     name = serializers.CharField(max_length=200, required=False)
     is_active = StrictBooleanField(required=False)
     require_activation = StrictBooleanField(required=False)
-
-    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
-        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
-        if unknown:
-            raise serializers.ValidationError({field: ["This field cannot be changed."] for field in sorted(unknown)})
-        return attrs
+    cors_allowed_origins = OriginListField(required=False)
 
 
 class DomainSerializer(serializers.Serializer):

@@ -7,9 +7,11 @@ demo seeding, tests, benchmark) goes through ``tenant_provision``.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,10 +30,11 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from core.errors import ApplicationError, Conflict, NotFound, duplicate_raises
+from core.metrics import MIGRATIONS, PROVISION_SECONDS, PROVISIONS
 from tenants import cache as tenant_cache
 from tenants import cloning
 from tenants.db import connection
-from tenants.models import Domain, Tenant
+from tenants.models import MAX_CORS_ORIGINS, ORIGIN_MAX_LENGTH, Domain, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +149,14 @@ def tenants_migrate(*, verbosity: int = 0) -> tuple[int, int]:
     schemas = list(Tenant.objects.order_by("schema_name").values_list("schema_name", flat=True))
     behind = [schema for schema in schemas if not schema_is_current(schema)]
     for schema in behind:
-        call_command("migrate_schemas", tenant=True, schema_name=schema, interactive=False, verbosity=verbosity)
+        try:
+            call_command("migrate_schemas", tenant=True, schema_name=schema, interactive=False, verbosity=verbosity)
+        except Exception:
+            MIGRATIONS.labels(outcome="failed").inc()
+            raise
+        MIGRATIONS.labels(outcome="migrated").inc()
         connection.set_schema_to_public()
+    MIGRATIONS.labels(outcome="current").inc(len(schemas) - len(behind))
     return len(behind), len(schemas)
 
 
@@ -198,8 +207,17 @@ def tenant_provision(
         password_hash=password_hash,
     )
     started = time.perf_counter()
-    tenant = (_provision_by_clone if method == "clone" else _provision_by_migrations)(spec)
+    try:
+        tenant = (_provision_by_clone if method == "clone" else _provision_by_migrations)(spec)
+    except SlugTaken:
+        PROVISIONS.labels(outcome="conflict").inc()
+        raise
+    except Exception:
+        PROVISIONS.labels(outcome="failed").inc()
+        raise
     timings.provision = time.perf_counter() - started
+    PROVISIONS.labels(outcome="ok").inc()
+    PROVISION_SECONDS.observe(timings.provision)
     logger.info("provisioned tenant %s (%s) in %.0f ms", slug, method, timings.provision * 1000)
     return tenant
 
@@ -341,8 +359,17 @@ def _provision_by_migrations(spec: _NewTenant) -> Tenant:
 
 
 def tenant_update(
-    *, tenant: Tenant, name: str | None = None, is_active: bool | None = None, require_activation: bool | None = None
+    *,
+    tenant: Tenant,
+    name: str | None = None,
+    is_active: bool | None = None,
+    require_activation: bool | None = None,
+    cors_allowed_origins: Sequence[str] | None = None,
 ) -> Tenant:
+    """Change what is given (None: leave as is). Everything is validated
+    before anything is written; the save evicts the tenant's cached hosts
+    (tenants.cache), so its next request sees the change."""
+    origins = normalize_origins(cors_allowed_origins) if cors_allowed_origins is not None else None
     fields: list[str] = []
     if name is not None:
         tenant.name = _validate_name(name)
@@ -355,9 +382,106 @@ def tenant_update(
     if require_activation is not None:
         tenant.require_activation = bool(require_activation)
         fields.append("require_activation")
+    if origins is not None:
+        tenant.cors_allowed_origins = origins
+        fields.append("cors_allowed_origins")
     if fields:
         tenant.save(update_fields=fields)
     return tenant
+
+
+# --- CORS origins ---------------------------------------------------------------------
+
+CORS_FIELD = "cors_allowed_origins"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_IPV4_RE = re.compile(r"^[0-9.]+$")
+
+
+def normalize_origins(values: object) -> list[str]:
+    """A tenant's allowed browser origins, validated and normalized
+    (``normalize_origin`` each, duplicates dropped, order kept), at most
+    ``MAX_CORS_ORIGINS``. Errors name the field and the bad entry."""
+    if not isinstance(values, list | tuple):
+        raise ApplicationError("A list of origins is required.", field=CORS_FIELD)
+    if len(values) > MAX_CORS_ORIGINS:
+        raise ApplicationError(f"At most {MAX_CORS_ORIGINS} origins.", field=CORS_FIELD)
+    normalized: dict[str, None] = {}
+    for position, value in enumerate(values, start=1):
+        if not isinstance(value, str):
+            raise ApplicationError(f"Entry {position} is not a string.", field=CORS_FIELD)
+        normalized[normalize_origin(value)] = None
+    return list(normalized)
+
+
+def normalize_origin(value: str) -> str:
+    """``scheme://host[:port]`` as a browser sends it in ``Origin``: http or
+    https, host lowercased (IDNA-encoded), default port dropped; no userinfo,
+    path, query, fragment or wildcard. ``ApplicationError`` otherwise.
+
+    tenants.cors normalizes the ``Origin`` header with this too."""
+    shown = value if len(value) <= 80 else value[:77] + "..."
+
+    def invalid(reason: str) -> ApplicationError:
+        return ApplicationError(f"'{shown}': {reason}", field=CORS_FIELD)
+
+    origin = value.strip()
+    if len(origin) > ORIGIN_MAX_LENGTH:
+        raise invalid(f"an origin has at most {ORIGIN_MAX_LENGTH} characters.")
+    if origin == "null":
+        raise invalid("the opaque origin, sent by any sandboxed page or local file, cannot be allowed.")
+    if "*" in origin:
+        raise invalid("wildcards are not allowed; list each origin.")
+    if not origin.isprintable() or any(c.isspace() for c in origin):
+        raise invalid("an origin has no spaces or control characters.")
+    scheme, sep, rest = origin.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS:
+        raise invalid("use http:// or https:// followed by a host, e.g. https://app.example.com.")
+    if rest.endswith("/"):
+        rest = rest[:-1]  # "https://app.example.com/" is how people paste an origin
+    if any(c in rest for c in "/?#\\"):
+        raise invalid("an origin has no path, query or fragment: scheme://host[:port] only.")
+    if "@" in rest:
+        raise invalid("an origin has no user or password.")
+    host, port = _split_host_port(rest, invalid)
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _split_host_port(netloc: str, invalid: Callable[[str], ApplicationError]) -> tuple[str, int | None]:
+    if netloc.startswith("["):  # an IPv6 literal
+        address, bracket, port_text = netloc[1:].partition("]")
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise invalid("not a valid IPv6 address.")
+        try:
+            host = f"[{ipaddress.IPv6Address(address).compressed}]"
+        except ValueError:
+            raise invalid("not a valid IPv6 address.") from None
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = netloc.partition(":")
+        host = _origin_host(host, invalid)
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or len(port_text) > 5 or not 0 < int(port_text) < 65536:
+        raise invalid("the port is a number from 1 to 65535.")
+    return host, int(port_text)
+
+
+def _origin_host(host: str, invalid: Callable[[str], ApplicationError]) -> str:
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise invalid("not a valid host name.") from None
+    if _IPV4_RE.fullmatch(host):
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:
+            raise invalid("not a valid IPv4 address.") from None
+    if not DOMAIN_RE.fullmatch(host):
+        raise invalid("not a valid host name.")
+    return host
 
 
 def tenant_archive(*, tenant: Tenant) -> Tenant:

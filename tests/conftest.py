@@ -22,8 +22,8 @@ from django.core.cache import caches
 from django.test.utils import setup_databases, teardown_databases
 from rest_framework.test import APIClient
 
-from accounts.emails import wait_for_pending
 from accounts.services import user_create
+from mail.services import wait_for_pending
 from tenants import cache as tenant_cache
 from tenants.db import connection
 from tenants.models import Tenant
@@ -38,6 +38,9 @@ def pytest_configure(config: Any) -> None:
     test = db.setdefault("TEST", {})
     if not test.get("NAME"):
         test["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
+    # Emails are delivered in the test's own transaction (it never commits);
+    # tests/mail/ runs the real worker and the thread path on committed data.
+    settings.EMAIL_DELIVERY = "inline"
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
     # Per-process tenant cache in tests: clearing it between tests must not
     # wipe the cache of a dev server or of another test run on this machine

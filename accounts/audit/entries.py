@@ -11,6 +11,7 @@ from guardian.models import UserObjectPermissionBase
 
 from accounts.models import AuditEntry, User
 from core.labels import label_of, permission_label
+from tenants.models import Tenant
 
 Action = AuditEntry.Action
 
@@ -85,4 +86,15 @@ def object_permission_changed(row: Any, *, granted: bool, target_repr: str | Non
         target_type=target_model.label_lower,
         target_id=row.content_object_id,
         target_repr=target_repr or f"{target_model.verbose_name} #{row.content_object_id}",
+    )
+
+
+def tenant_cors_changed(tenant: Tenant, *, old: list[str], new: list[str]) -> AuditEntry:
+    """The tenant's allowed CORS origins replaced: ``old`` by ``new``."""
+    return AuditEntry(
+        action=Action.TENANT_CORS_CHANGE,
+        subject_type="tenant",
+        subject_id=tenant.pk,
+        subject_repr=tenant.slug,
+        changes={"old": list(old), "new": list(new)},
     )

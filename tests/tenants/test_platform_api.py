@@ -204,6 +204,7 @@ def test_create_serves_the_new_host_and_its_admin(operator_client: APIClient) ->
         "domains": [f"newco.{BASE}"],
         "is_active": True,
         "require_activation": False,
+        "cors_allowed_origins": [],
         "archived_at": None,
     }
 
@@ -390,6 +391,9 @@ def test_patch_updates_fields(operator_client: APIClient) -> None:
         ({"name": ""}, "name"),
         ({"name": "n" * 201}, "name"),
         ({"name": 5.5, "domains": []}, "domains"),
+        ({"cors_allowed_origins": ["*"]}, "cors_allowed_origins"),
+        ({"cors_allowed_origins": "https://app.strict.test"}, "cors_allowed_origins"),
+        ({"cors_allowed_origins": [5]}, "cors_allowed_origins"),
     ],
 )
 def test_patch_rejects_bad_fields(operator_client: APIClient, payload: dict[str, Any], field: str) -> None:

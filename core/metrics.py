@@ -1,0 +1,22 @@
+"""The product's own Prometheus metrics (django-prometheus adds HTTP and database ones).
+
+Labels are bounded by construction: a task's name, an email kind, an outcome.
+Never a tenant, a user, a host or a path: 10,000 tenants must not make
+10,000 series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+TASKS = Counter("tenantdesk_tasks_total", "Celery tasks by name and outcome.", ["task", "outcome"])
+EMAILS = Counter("tenantdesk_emails_total", "Email delivery attempts by kind and outcome.", ["kind", "outcome"])
+PROVISIONS = Counter("tenantdesk_tenant_provisions_total", "Tenant provisioning by outcome.", ["outcome"])
+PROVISION_SECONDS = Histogram(
+    "tenantdesk_tenant_provision_seconds",
+    "Time to provision one tenant.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+MIGRATIONS = Counter(
+    "tenantdesk_schema_migrations_total", "Schemas migrated by bootstrap or provisioning, by outcome.", ["outcome"]
+)
