@@ -13,7 +13,7 @@ STAMP   = $(VENV)/.installed
 # in .data/pg (started if needed). Settings never start a database themselves.
 WITH_DB = $(BIN)/python -m devtools.embedded_db run --
 
-.PHONY: run test install migrate seed serve lint typecheck check bench db-url db-stop clean
+.PHONY: run test install migrate seed serve worker lint typecheck check bench db-url db-stop clean deploy-check
 
 install: $(STAMP)
 
@@ -32,7 +32,15 @@ seed: migrate
 
 run: seed
 	$(WITH_DB) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(WITH_DB) $(BIN)/gunicorn config.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) --access-logfile -
+	$(WITH_DB) $(BIN)/gunicorn config.wsgi -c deploy/gunicorn.conf.py --bind $(HOST):$(PORT) --workers $(WORKERS)
+
+# The Celery worker that sends the outbox's emails, with the beat that sweeps
+# it (-B: fine for one worker; production runs one separate `celery beat`).
+# Needs a broker: REDIS_URL (or CELERY_BROKER_URL). Without one, `make run`
+# sends email from the web process itself (README, "Email").
+worker: install
+	@test -n "$${CELERY_BROKER_URL:-$$REDIS_URL}" || { echo "make worker needs REDIS_URL (or CELERY_BROKER_URL); without one, make run sends email in-process."; exit 2; }
+	$(WITH_DB) $(BIN)/celery -A config worker -B --loglevel=INFO --concurrency=$(WORKERS) --schedule=.data/celerybeat-schedule
 
 test: install
 	$(WITH_DB) $(BIN)/pytest $(PYTEST_ARGS)
@@ -50,6 +58,11 @@ typecheck: install
 check: install
 	$(WITH_DB) $(BIN)/python manage.py check --fail-level WARNING
 	$(WITH_DB) $(BIN)/python manage.py makemigrations --check --dry-run
+
+# Offline checks of deploy/: Kubernetes schemas, nginx -t and requests through
+# nginx, compose structure, Dockerfile and .dockerignore (scripts/check_deploy.py).
+deploy-check: install
+	$(BIN)/python scripts/check_deploy.py
 
 bench: migrate
 	$(BIN)/python bench/provision.py
