@@ -23,5 +23,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("permissions/", views.PermissionListView.as_view(), name="permission-list"),
     path("users/<str:pk>/permissions/", views.UserPermissionsView.as_view(), name="user-permissions"),
     path("audit/", views.AuditListView.as_view(), name="audit-list"),
+    path("emails/", views.EmailListView.as_view(), name="email-list"),
+    path("emails/<int:pk>/retry/", views.EmailRetryView.as_view(), name="email-retry"),
     path("tenant/", views.TenantSettingsView.as_view(), name="tenant-settings"),
 ]

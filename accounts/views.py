@@ -41,7 +41,13 @@ from accounts.serializers import (
     UserPermissionsSerializer,
 )
 from core.errors import NotFound
+from mail import selectors as mail_selectors
+from mail import services as mail_services
+from mail.models import OutboxEmail
+from mail.serializers import OutboxEmailSerializer
+from mail.views import EmailFilter
 from tenants import selectors as tenant_selectors
+from tenants.db import current_tenant_id
 from tenants.models import Tenant
 
 
@@ -304,6 +310,31 @@ class AuditListView(ListAPIView[AuditEntry]):
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         return selectors.audit_entries()
+
+
+# --- the tenant's emails ---------------------------------------------------------------------
+
+
+class EmailListView(ListAPIView[OutboxEmail]):
+    """This tenant's emails and their delivery state, newest first (tenant
+    admins only); ``?status=failed`` lists what did not arrive, and why."""
+
+    serializer_class = OutboxEmailSerializer
+    permission_classes = [IsTenantAdmin]
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = EmailFilter
+
+    def get_queryset(self) -> QuerySet[OutboxEmail]:
+        return mail_selectors.emails_of_tenant(current_tenant_id() or None)
+
+
+class EmailRetryView(APIView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(request=None, responses=OutboxEmailSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        row = mail_services.email_retry(pk=pk, tenant_id=current_tenant_id() or None)
+        return Response(OutboxEmailSerializer(row).data)
 
 
 # --- the tenant's own settings ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Readiness and metrics, answered before host routing so that a kubelet or
 Prometheus reaching a pod by its IP gets them (on every host, known or not).
 
-* ``GET /api/health/`` on a host that is not the product's (a pod IP,
-  127.0.0.1): liveness, no I/O. On the product's own hosts it is routed
+* ``GET /api/health/`` on an IP address that is not one of the product's
+  hosts (a pod IP, 127.0.0.1): liveness, no I/O. On the product's own hosts it is routed
   like any API path (config/views.py), so a suspended tenant's host says so.
 * ``GET /api/health/ready/``: django-health-check's checks of the database,
   both caches and the broker, run concurrently; 200 when all pass, else 503
@@ -117,11 +117,16 @@ def metrics_allowed(request: HttpRequest) -> bool:
     return False
 
 
-def _our_host(request: HttpRequest) -> bool:
-    """Whether the Host is one the product serves (the base domain, a tenant
-    subdomain, ALLOWED_HOSTS_EXTRA), known tenant or not."""
+def _probe_host(request: HttpRequest) -> bool:
+    """An IP address that is not one of the product's hosts: what a kubelet
+    (the pod's IP) or Docker's HEALTHCHECK (127.0.0.1) sends. Names are
+    routed as ever, so an unknown name still answers 404."""
     host, _port = split_domain_port(request.META.get("HTTP_HOST", "") or request.META.get("SERVER_NAME", ""))
-    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not validate_host(host, settings.ALLOWED_HOSTS)
 
 
 class ProbesMiddleware:
@@ -129,7 +134,7 @@ class ProbesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path == LIVE_PATH and not _our_host(request):
+        if request.path == LIVE_PATH and _probe_host(request):
             # A pod IP or 127.0.0.1 (a kubelet, Docker's HEALTHCHECK): liveness, no routing.
             # Our own hosts are routed (config/views.py): a suspended tenant answers 403 there.
             return JsonResponse({"status": "ok", "schema": None, "tenant": None})

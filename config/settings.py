@@ -266,7 +266,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # our logging (below), JSON in production
 CELERY_WORKER_SEND_TASK_EVENTS = False
-CELERY_BEAT_SCHEDULE = {"mail-sweep": {"task": "mail.sweep", "schedule": EMAIL_SWEEP_SECONDS}}
+# Sent and dropped emails are deleted after this many days, failed ones after three times as long.
+EMAIL_RETENTION_DAYS = env.int("EMAIL_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE = {
+    "mail-sweep": {"task": "mail.sweep", "schedule": EMAIL_SWEEP_SECONDS},
+    "mail-prune": {"task": "mail.prune", "schedule": 3600.0},
+}
 # tenant-schemas-celery: keep the tenant of a schema for a minute in the worker.
 CELERY_TASK_TENANT_CACHE_SECONDS = 60
 DJANGO_STRUCTLOG_CELERY_ENABLED = True  # the request id travels with the tasks

@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/auth/", include(jwt_urlpatterns)),
     path("api/auth/jwt/logout_all/", LogoutEverywhereView.as_view(), name="jwt-logout-all"),
     path("api/platform/", include("tenants.urls")),
+    path("api/platform/", include("mail.urls")),
 ]
 
 handler400 = "core.handlers.handler400"

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import structlog
@@ -46,6 +46,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from core.errors import Conflict, NotFound
 from core.metrics import EMAILS
 from mail.models import OutboxEmail
 from tenants.db import connection as tenant_connection
@@ -150,6 +151,24 @@ def wait_for_pending(timeout: float = 10.0) -> None:
     """Block until dispatches queued in this process have run (tests, shutdown)."""
     for future in list(_pending):
         future.result(timeout=timeout)
+
+
+def email_retry(*, pk: int, tenant_id: int | None) -> OutboxEmail:
+    """Send a failed email again (an admin fixed the address's mailbox, or the
+    mail server's configuration): a fresh set of attempts, dispatched on commit."""
+    with transaction.atomic():
+        of_tenant = Q(tenant__isnull=True) if tenant_id is None else Q(tenant_id=tenant_id)
+        row = OutboxEmail.objects.select_for_update().filter(of_tenant, pk=pk).first()
+        if row is None:
+            raise NotFound("No such email.")
+        if row.status != OutboxEmail.Status.FAILED:
+            raise Conflict(f"Only a failed email can be sent again; this one is {row.status}.", code="not_failed")
+        row.status = OutboxEmail.Status.PENDING
+        row.attempts = 0
+        row.next_attempt_at = timezone.now() + _lease()
+        row.save(update_fields=["status", "attempts", "next_attempt_at"])
+        transaction.on_commit(lambda: dispatch(row.pk, row.tenant_id, row.schema_name))
+    return row
 
 
 # --- delivery --------------------------------------------------------------------------------
@@ -283,6 +302,17 @@ def sweep(*, limit: int = 500) -> int:
         if not dispatch(pk, tenant_id, schema_name, background=False):
             break  # the broker is down: the rest stay leased and come due again
     return len(due)
+
+
+def prune(*, now: datetime | None = None) -> int:
+    """Forget what is done: sent and dropped rows after EMAIL_RETENTION_DAYS,
+    failed ones (kept longer, to be looked at) after three times that."""
+    now = now or timezone.now()
+    days = timedelta(days=int(settings.EMAIL_RETENTION_DAYS))
+    done = Q(status__in=[OutboxEmail.Status.SENT, OutboxEmail.Status.DROPPED], created_at__lt=now - days)
+    failed = Q(status=OutboxEmail.Status.FAILED, created_at__lt=now - 3 * days)
+    deleted, _ = OutboxEmail.objects.filter(done | failed).delete()
+    return deleted
 
 
 def _ensure_sweeper() -> None:

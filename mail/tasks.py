@@ -39,3 +39,8 @@ def deliver(outbox_id: int, tenant_id: int | None) -> str:
 @shared_task(name="mail.sweep", ignore_result=True)
 def sweep() -> int:
     return services.sweep()
+
+
+@shared_task(name="mail.prune", ignore_result=True)
+def prune() -> int:
+    return services.prune()

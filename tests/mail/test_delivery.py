@@ -69,6 +69,7 @@ def test_a_registration_writes_the_email_with_the_user_and_sends_it_after_commit
 
 def test_a_rolled_back_change_sends_nothing(sink: SmtpSink, django_capture_on_commit_callbacks: Any) -> None:
     user = make_user(ACME, email="roll@acme.test", is_active=False)
+
     def change_that_fails() -> None:
         with transaction.atomic():
             emails.send_after_commit(emails.build(emails.Site("http", ACME.host, "Acme"), "activation", user))
@@ -200,3 +201,23 @@ def test_services_enqueue_through_the_outbox(sink: SmtpSink, django_capture_on_c
 
 def _acme_id() -> int:
     return int(Tenant.objects.get(slug=ACME.slug).pk)
+
+
+def test_prune_forgets_what_is_done_and_keeps_failures_longer(settings: Any) -> None:
+    settings.EMAIL_RETENTION_DAYS = 30
+    now = timezone.now()
+    ages = {"sent": 31, "dropped": 31, "failed": 31, "pending": 400}
+    made = {}
+    with schema_context(ACME.schema):
+        for status, days in ages.items():
+            row = mail.enqueue(
+                tenant_id=_acme_id(), kind="confirmation", to=f"{status}@acme.test", subject="s", body=""
+            )
+            OutboxEmail.objects.filter(pk=row.pk).update(status=status, created_at=now - timedelta(days=days))
+            made[status] = row.pk
+        recent = mail.enqueue(tenant_id=_acme_id(), kind="confirmation", to="recent@acme.test", subject="s", body="")
+        OutboxEmail.objects.filter(pk=recent.pk).update(status="sent")
+    assert mail.prune(now=now) == 2
+    left = set(OutboxEmail.objects.filter(pk__in=[*made.values(), recent.pk]).values_list("to", flat=True))
+    assert left == {"failed@acme.test", "pending@acme.test", "recent@acme.test"}
+    assert mail.prune(now=now + timedelta(days=61)) == 2  # the failure at 92 days, the recent one at 61
