@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from mail.models import OutboxEmail
@@ -27,7 +29,7 @@ class OutboxEmailSerializer(serializers.ModelSerializer[OutboxEmail]):
 
 
 class FleetEmailSerializer(OutboxEmailSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta(OutboxEmailSerializer.Meta):
         fields = ["tenant", *OutboxEmailSerializer.Meta.fields]

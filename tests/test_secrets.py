@@ -63,9 +63,10 @@ def test_deploy_templates_carry_no_usable_secret() -> None:
                 # spot ($(python3 -c ...)), a build-time value of a development run (the
                 # Dockerfile's collectstatic), or a placeholder production refuses to start on.
                 refused = start(DJANGO_ENV="production", SECRET_KEY=value).returncode != 0
-                assert (
-                    value.startswith(("${SECRET_KEY:?", "$(")) or "DJANGO_ENV=development" in line or refused
-                ), (path.name, line)
+                assert value.startswith(("${SECRET_KEY:?", "$(")) or "DJANGO_ENV=development" in line or refused, (
+                    path.name,
+                    line,
+                )
     compose = (REPO / "deploy" / "compose.yml").read_text()
     assert "DJANGO_ENV: production" in compose
     assert "DJANGO_ENV=production" in (REPO / "deploy" / "Dockerfile").read_text()
