@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+REQUEST_SECONDS = Histogram(
+    "tenantdesk_http_request_duration_seconds",
+    "Request latency by view (URL name) and status code, whole middleware stack included.",
+    ["view", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 TASKS = Counter("tenantdesk_tasks_total", "Celery tasks by name and outcome.", ["task", "outcome"])
 EMAILS = Counter("tenantdesk_emails_total", "Email delivery attempts by kind and outcome.", ["kind", "outcome"])
 PROVISIONS = Counter("tenantdesk_tenant_provisions_total", "Tenant provisioning by outcome.", ["outcome"])

@@ -28,6 +28,8 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals
 
+from core.metrics import REQUEST_SECONDS
+
 HEADER = "X-Request-ID"
 _META = "HTTP_X_REQUEST_ID"
 WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,127}")
@@ -65,13 +67,19 @@ def client_ip(request: HttpRequest) -> str:
 def _finished(sender: Any, request: HttpRequest, response: HttpResponse, log_kwargs: dict[str, Any], **kw: Any) -> None:
     started = getattr(request, "_started", None)
     match = getattr(request, "resolver_match", None)
+    seconds = time.perf_counter() - started if started else None
+    if seconds is not None:
+        # URL names, not paths: a bounded label set (unresolved paths are "none").
+        REQUEST_SECONDS.labels(
+            view=(match.view_name if match else None) or "none", status=response.status_code
+        ).observe(seconds)
     log_kwargs.update(
         tenant=connection.schema_name,  # type: ignore[attr-defined]
         method=request.method,
         path=request.path,
         view=match.view_name if match else None,
         status=response.status_code,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+        duration_ms=round(seconds * 1000, 2) if seconds is not None else None,
         ip=client_ip(request),
     )
 
