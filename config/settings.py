@@ -480,6 +480,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Django's own "Bad Request: /path" lines come after the request's context is
+        # gone (no request id) and repeat request_finished; its 5xx lines stay.
+        "django.request": {"level": "ERROR"},
         "pgserver": {"level": "WARNING"},
         # django-structlog's request_finished is the access log; the server's own is off.
         "django.server": {"level": "WARNING"},

@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from django.conf import settings
-from django.db import connection
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals
@@ -74,7 +74,10 @@ def _finished(sender: Any, request: HttpRequest, response: HttpResponse, log_kwa
             view=(match.view_name if match else None) or "none", status=response.status_code
         ).observe(seconds)
     log_kwargs.update(
-        tenant=connection.schema_name,  # type: ignore[attr-defined]
+        # What the tenant middleware resolved for this request (None: the
+        # request never got that far), never the connection's schema, which
+        # may still be a previous request's.
+        tenant=structlog.contextvars.get_contextvars().get("tenant"),
         method=request.method,
         path=request.path,
         view=match.view_name if match else None,
@@ -86,4 +89,5 @@ def _finished(sender: Any, request: HttpRequest, response: HttpResponse, log_kwa
 
 @receiver(signals.bind_extra_request_failed_metadata)
 def _failed(sender: Any, request: HttpRequest, exception: Exception, log_kwargs: dict[str, Any], **kw: Any) -> None:
-    log_kwargs.update(tenant=connection.schema_name, method=request.method, path=request.path)  # type: ignore[attr-defined]
+    tenant = structlog.contextvars.get_contextvars().get("tenant")
+    log_kwargs.update(tenant=tenant, method=request.method, path=request.path)

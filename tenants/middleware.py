@@ -31,6 +31,7 @@ class TenantMiddleware:
         self.base_domain: str = settings.TENANT_BASE_DOMAIN
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        structlog.contextvars.bind_contextvars(tenant=None)  # until this request's host is resolved
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             # PostgreSQL refuses NUL in text; no handler should ever see one.
             return json_error(request, 400, "NUL bytes are not allowed in the URL.", "bad_request")
@@ -52,6 +53,7 @@ class TenantMiddleware:
             if tenant is None:
                 return json_error(request, 404, "Unknown host.", "unknown_host")
             if not tenant.is_active:
+                structlog.contextvars.bind_contextvars(tenant=tenant.schema_name)
                 return json_error(request, 403, "This tenant is suspended.", "tenant_suspended")
             tenant.domain_url = host
             request.tenant = tenant  # type: ignore[attr-defined]

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from tenants import cache as tenant_cache
+from tenants.models import Tenant
 from tests.helpers import ACME, BASE, GLOBEX, api_client
 from tests.processes import REPO, Process, child_env, http, start_web
 
@@ -300,3 +302,26 @@ def test_ssl_redirect_spares_the_probes() -> None:
     redirected = api_client(ACME).get("/api/products/")
     assert redirected.status_code == 301
     assert redirected["Location"].startswith("https://")
+
+
+def finished_lines(caplog: Any) -> list[dict[str, Any]]:
+    return [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "request_finished"]
+
+
+def test_the_log_line_names_the_requests_own_tenant_never_a_previous_ones(caplog: Any) -> None:
+    """The connection keeps the last schema it was set to; a request refused
+    before routing must not be logged as that tenant's."""
+    caplog.set_level("INFO")
+    api_client(ACME).get("/api/health/")  # the connection is now on acme's schema
+    api_client("ghost.localhost").get("/api/health/")  # unknown host: refused before routing
+    api_client("10.0.0.9").get("/api/health/ready/")  # answered before routing
+    Tenant.objects.filter(slug=GLOBEX.slug).update(is_active=False)
+    tenant_cache.clear()
+    api_client(GLOBEX).get("/api/health/")  # suspended: refused, but it is globex's request
+    lines = finished_lines(caplog)
+    assert [(line["path"], line["status"], line["tenant"]) for line in lines] == [
+        ("/api/health/", 200, "acme"),
+        ("/api/health/", 404, None),
+        ("/api/health/ready/", 200, None),
+        ("/api/health/", 403, "globex"),
+    ]
