@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import environ
 import structlog
@@ -241,10 +241,29 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"no-reply@{TENANT_BASE_DOMAIN}")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds per SMTP operation
+if PRODUCTION and not env.str("EMAIL_URL", default="").startswith("smtp"):
+    # The console backend would print every one-time link into the logs.
+    raise ImproperlyConfigured("EMAIL_URL must name an SMTP server in production (smtp+tls://user:pass@host:587).")
+
+
 # Emails go through the outbox (mail/services.py). With a broker, the Celery
 # worker sends them (`make worker`); without one (the embedded default of
 # `make run`), a thread of the web process does, and each process sweeps.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+def _next_redis_db(url: str) -> str:
+    """REDIS_URL's server, the database after its own: the broker must not
+    share the cache's database, which a cache clear flushes."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{(db + 1) % 16}", parts.query, ""))
+
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=_next_redis_db(REDIS_URL))
+if CELERY_BROKER_URL and REDIS_URL and CELERY_BROKER_URL.rstrip("/") == REDIS_URL.rstrip("/"):
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL must be another Redis database than REDIS_URL (a cache clear flushes it)."
+    )
 EMAIL_DELIVERY = env.str("EMAIL_DELIVERY", default="celery" if CELERY_BROKER_URL else "thread")
 if EMAIL_DELIVERY not in ("celery", "thread", "inline"):
     raise ImproperlyConfigured(f"EMAIL_DELIVERY must be celery, thread or inline, not {EMAIL_DELIVERY!r}.")

@@ -47,8 +47,13 @@ class RequestIdMiddleware:
         request_id = request_id_for(request.META.get(_META))
         request.META[_META] = request_id  # what django-structlog reads
         request.request_id = request_id  # type: ignore[attr-defined]
-        request._started = time.perf_counter()  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        started = request._started = time.perf_counter()  # type: ignore[attr-defined]
+        response = self.get_response(request)  # exceptions arrive here as 500 responses
+        match = getattr(request, "resolver_match", None)
+        # URL names, not paths: a bounded label set (unresolved paths are "none").
+        REQUEST_SECONDS.labels(
+            view=(match.view_name if match else None) or "none", status=response.status_code
+        ).observe(time.perf_counter() - started)
         response[HEADER] = request_id
         return response
 
@@ -68,11 +73,6 @@ def _finished(sender: Any, request: HttpRequest, response: HttpResponse, log_kwa
     started = getattr(request, "_started", None)
     match = getattr(request, "resolver_match", None)
     seconds = time.perf_counter() - started if started else None
-    if seconds is not None:
-        # URL names, not paths: a bounded label set (unresolved paths are "none").
-        REQUEST_SECONDS.labels(
-            view=(match.view_name if match else None) or "none", status=response.status_code
-        ).observe(seconds)
     log_kwargs.update(
         # What the tenant middleware resolved for this request (None: the
         # request never got that far), never the connection's schema, which

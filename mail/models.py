@@ -31,10 +31,13 @@ class OutboxEmail(models.Model):
     context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.SmallIntegerField(default=0)
-    # Due for a (re)try from then on; a dispatch pushes it one lease ahead, so
-    # a dispatch that never ran (a killed process, an unreachable broker) is
-    # picked up again by the sweep once the lease runs out.
+    # Due from then on: a delivery of a row that is not due yet does nothing
+    # (a second task for one row, a retry before its backoff is over).
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Dispatched, and not to be dispatched again before then: a dispatch that
+    # never ran (a killed process, an unreachable broker) is picked up again by
+    # the sweep once its lease runs out.
+    leased_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     request_id = models.CharField(max_length=128, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -41,7 +41,7 @@ import structlog
 from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -86,7 +86,7 @@ def enqueue(
         subject=subject,
         body=body,
         context=context or {},
-        next_attempt_at=timezone.now() + _lease(),
+        leased_until=timezone.now() + _lease(),
         request_id=request_id,
     )
     transaction.on_commit(lambda: dispatch(row.pk, tenant_id, row.schema_name))
@@ -131,6 +131,7 @@ def _publish(pk: int, tenant_id: int | None, schema_name: str) -> bool:
             args=[pk, tenant_id],
             headers={"_schema_name": schema_name},  # tenant-schemas-celery runs it there
             retry=False,  # the sweep is the retry: never hold a thread on a dead broker
+            expires=int(settings.EMAIL_DISPATCH_LEASE_SECONDS),  # by then the sweep has sent another
         )
     except Exception as exc:  # kombu's OperationalError, socket errors, ...
         logger.warning("broker unreachable, email %s left for the sweep: %s", pk, exc)
@@ -158,15 +159,19 @@ def email_retry(*, pk: int, tenant_id: int | None) -> OutboxEmail:
     mail server's configuration): a fresh set of attempts, dispatched on commit."""
     with transaction.atomic():
         of_tenant = Q(tenant__isnull=True) if tenant_id is None else Q(tenant_id=tenant_id)
-        row = OutboxEmail.objects.select_for_update().filter(of_tenant, pk=pk).first()
+        try:
+            row = OutboxEmail.objects.select_for_update(nowait=True).filter(of_tenant, pk=pk).first()
+        except OperationalError:  # being delivered right now
+            raise Conflict("This email is being sent right now.", code="in_progress") from None
         if row is None:
             raise NotFound("No such email.")
         if row.status != OutboxEmail.Status.FAILED:
             raise Conflict(f"Only a failed email can be sent again; this one is {row.status}.", code="not_failed")
         row.status = OutboxEmail.Status.PENDING
         row.attempts = 0
-        row.next_attempt_at = timezone.now() + _lease()
-        row.save(update_fields=["status", "attempts", "next_attempt_at"])
+        row.next_attempt_at = timezone.now()
+        row.leased_until = timezone.now() + _lease()
+        row.save(update_fields=["status", "attempts", "next_attempt_at", "leased_until"])
         transaction.on_commit(lambda: dispatch(row.pk, row.tenant_id, row.schema_name))
     return row
 
@@ -180,12 +185,22 @@ def _permanent(exc: BaseException) -> bool:
     refusals of our own sender or credentials (a deployment to fix, after
     which the mail should still go) are worth retrying."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return bool(exc.recipients) and all(code >= 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError):
-        return False
+        return bool(exc.recipients) and all(_refused_for_good(code, text) for code, text in exc.recipients.values())
+    if isinstance(
+        exc,
+        smtplib.SMTPSenderRefused | smtplib.SMTPAuthenticationError | smtplib.SMTPConnectError | smtplib.SMTPHeloError,
+    ):
+        return False  # our sender, our credentials, our IP: the deployment's to fix
     if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code >= 500
+        return _refused_for_good(exc.smtp_code, exc.smtp_error)
     return False
+
+
+def _refused_for_good(code: int, text: bytes | str) -> bool:
+    """5xx, except the 5.7.x family (relay denied, authentication, policy):
+    those say more about our mail set-up than about the address."""
+    message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    return code >= 500 and not message.lstrip().startswith("5.7.")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -201,10 +216,10 @@ def deliver(pk: int, *, tenant_id: int | None) -> Outcome:
         of_tenant = Q(tenant__isnull=True) if tenant_id is None else Q(tenant_id=tenant_id)
         row = (
             OutboxEmail.objects.select_for_update(skip_locked=True)
-            .filter(of_tenant, pk=pk, status=OutboxEmail.Status.PENDING)
+            .filter(of_tenant, pk=pk, status=OutboxEmail.Status.PENDING, next_attempt_at__lte=timezone.now())
             .first()
         )
-        if row is None:  # sent, failed, purged, or being sent by someone else
+        if row is None:  # sent, failed, purged, not due (backing off), or being sent by someone else
             return "skipped"
         # Sent by the sweep rather than the request's own task, its lines still name the request.
         if not row.request_id:
@@ -215,14 +230,14 @@ def deliver(pk: int, *, tenant_id: int | None) -> Outcome:
 
 def _send(row: OutboxEmail) -> Outcome:
     """Build (for a lookup email), send and record; the caller holds the row's lock."""
-    if row.context.get("lookup") and not _build(row):
-        row.status = OutboxEmail.Status.DROPPED
-        row.context = {}
-        row.save(update_fields=["status", "context"])
-        EMAILS.labels(kind=row.kind, outcome="dropped").inc()
-        return "dropped"
     row.attempts += 1
     try:
+        if row.context.get("lookup") and not _build(row):
+            row.status = OutboxEmail.Status.DROPPED
+            row.context = {}
+            row.save(update_fields=["status", "context", "attempts"])
+            EMAILS.labels(kind=row.kind, outcome="dropped").inc()
+            return "dropped"
         with get_connection(timeout=settings.EMAIL_TIMEOUT) as smtp:
             EmailMessage(
                 subject=row.subject,
@@ -240,8 +255,9 @@ def _send(row: OutboxEmail) -> Outcome:
             logger.error("email %s (%s) to %s failed for good: %s", row.pk, row.kind, row.to, row.last_error)
         else:
             row.next_attempt_at = timezone.now() + backoff(row.attempts)
+            row.leased_until = None  # the sweep sends it again once it is due
             logger.warning("email %s (%s) not sent, attempt %s: %s", row.pk, row.kind, row.attempts, exc)
-        row.save(update_fields=["attempts", "status", "last_error", "next_attempt_at"])
+        row.save(update_fields=["attempts", "status", "last_error", "next_attempt_at", "leased_until"])
     else:
         outcome = "sent"
         row.status = OutboxEmail.Status.SENT
@@ -255,7 +271,13 @@ def _send(row: OutboxEmail) -> Outcome:
 
 
 def _build(row: OutboxEmail) -> bool:
-    """Fill in a lookup email in its tenant's schema; False when no account qualifies."""
+    """Fill in a lookup email in its tenant's schema; False when no account qualifies.
+    In a savepoint: a failing builder leaves the row's own transaction usable."""
+    with transaction.atomic():
+        return _build_in_savepoint(row)
+
+
+def _build_in_savepoint(row: OutboxEmail) -> bool:
     builder = _builders.get(row.kind)
     if builder is None:
         return False
@@ -292,16 +314,19 @@ def sweep(*, limit: int = 500) -> int:
         due = list(
             OutboxEmail.objects.select_for_update(skip_locked=True)
             .filter(status=OutboxEmail.Status.PENDING, next_attempt_at__lte=now)
+            .filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
             .order_by("next_attempt_at")
             .values_list("pk", "tenant_id", "schema_name")[:limit]
         )
         if not due:
             return 0
-        OutboxEmail.objects.filter(pk__in=[pk for pk, _, _ in due]).update(next_attempt_at=now + _lease())
+        OutboxEmail.objects.filter(pk__in=[pk for pk, _, _ in due]).update(leased_until=now + _lease())
+    dispatched = 0
     for pk, tenant_id, schema_name in due:
         if not dispatch(pk, tenant_id, schema_name, background=False):
             break  # the broker is down: the rest stay leased and come due again
-    return len(due)
+        dispatched += 1
+    return dispatched
 
 
 def prune(*, now: datetime | None = None) -> int:
@@ -315,9 +340,15 @@ def prune(*, now: datetime | None = None) -> int:
     return deleted
 
 
+def start_sweeper() -> None:
+    """Without a broker there is no beat: each web process sweeps (and prunes)
+    on a thread, from the moment it serves (config/wsgi.py). SKIP LOCKED, the
+    lease and the due time make several sweepers safe."""
+    if settings.EMAIL_DELIVERY == "thread":
+        _ensure_sweeper()
+
+
 def _ensure_sweeper() -> None:
-    """Without a broker there is no beat: each process sweeps on a thread
-    (SKIP LOCKED and the lease make several sweepers safe)."""
     global _sweeper
     with _sweeper_lock:
         if _sweeper is not None and _sweeper.is_alive():
@@ -327,10 +358,14 @@ def _ensure_sweeper() -> None:
 
 
 def _sweep_forever() -> None:
+    last_prune = 0.0
     while True:
         time.sleep(float(settings.EMAIL_SWEEP_SECONDS))
         try:
             sweep()
+            if time.monotonic() - last_prune > 3600:
+                prune()
+                last_prune = time.monotonic()
         except Exception:
             logger.exception("email sweep failed")
         finally:

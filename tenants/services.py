@@ -419,7 +419,9 @@ def normalize_origin(value: str) -> str:
     path, query, fragment or wildcard. ``ApplicationError`` otherwise.
 
     tenants.cors normalizes the ``Origin`` header with this too."""
-    shown = value if len(value) <= 80 else value[:77] + "..."
+    # Echoed in the error: ascii() so a lone surrogate or control character
+    # cannot break the JSON answer or the log line.
+    shown = ascii(value if len(value) <= 80 else value[:77] + "...")[1:-1]
 
     def invalid(reason: str) -> ApplicationError:
         return ApplicationError(f"'{shown}': {reason}", field=CORS_FIELD)
@@ -464,7 +466,8 @@ def _split_host_port(netloc: str, invalid: Callable[[str], ApplicationError]) ->
         host = _origin_host(host, invalid)
     if not port_text:
         return host, None
-    if not port_text.isdigit() or len(port_text) > 5 or not 0 < int(port_text) < 65536:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises.
+    if not (port_text.isascii() and port_text.isdecimal()) or len(port_text) > 5 or not 0 < int(port_text) < 65536:
         raise invalid("the port is a number from 1 to 65535.")
     return host, int(port_text)
 

@@ -250,6 +250,7 @@ PRODUCTION = {
     "TENANT_BASE_DOMAIN": "example.com",
     "BEHIND_TLS_PROXY": "true",
     "NUM_PROXIES": "1",
+    "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
 }
 
 
@@ -272,7 +273,7 @@ def test_check_deploy_is_clean_with_the_documented_production_values() -> None:
     assert "System check identified no issues" in result.stdout
 
 
-@pytest.mark.parametrize("missing", ["DATABASE_URL", "SECRET_KEY"])
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "SECRET_KEY", "EMAIL_URL"])
 def test_production_refuses_to_start_without(missing: str) -> None:
     result = manage("check", **{**PRODUCTION, missing: None})
     assert result.returncode != 0

@@ -19,7 +19,12 @@ START = "import django; django.setup(); from django.conf import settings; print(
 def start(**env: str) -> subprocess.CompletedProcess[str]:
     """Load the settings in a fresh process with this environment."""
     base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SIGNING_KEY", "DJANGO_ENV")}
-    base.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL="postgres://nobody@127.0.0.1:1/none", **env)
+    base.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL="postgres://nobody@127.0.0.1:1/none",
+        EMAIL_URL="smtp://127.0.0.1:1025",
+        **env,
+    )
     return subprocess.run([sys.executable, "-c", START], cwd=REPO, env=base, capture_output=True, text=True, timeout=60)
 
 

@@ -4,6 +4,7 @@ paths, on committed data, are in test_worker.py and test_thread.py."""
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -128,7 +129,10 @@ def test_the_last_allowed_attempt_ends_failed(sink: SmtpSink, settings: Any) -> 
     sink.stop()  # nobody listens: connection refused, a transient error
     with schema_context(ACME.schema):
         row = mail.enqueue(tenant_id=_acme_id(), kind="confirmation", to="gone@acme.test", subject="s", body="b")
-    outcomes = [mail.deliver(row.pk, tenant_id=_acme_id()) for _ in range(4)]
+    outcomes = []
+    for _ in range(4):
+        OutboxEmail.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())  # the backoff is over
+        outcomes.append(mail.deliver(row.pk, tenant_id=_acme_id()))
     assert outcomes == ["retry", "retry", "failed", "skipped"]
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("failed", 3)
@@ -149,12 +153,15 @@ def test_the_sweep_leases_what_it_dispatches(settings: Any) -> None:
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     with schema_context(ACME.schema):
         row = mail.enqueue(tenant_id=_acme_id(), kind="confirmation", to="lease@acme.test", subject="s", body="b")
-    OutboxEmail.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    # The first dispatch was lost and its lease ran out.
+    OutboxEmail.objects.filter(pk=row.pk).update(leased_until=timezone.now() - timedelta(seconds=1))
     before = timezone.now()
-    assert mail.sweep() == 1
-    assert mail.sweep() == 0  # leased: not dispatched twice while the first dispatch may still run
+    assert mail.sweep() == 0  # leased again, but the broker is down: nothing dispatched
+    OutboxEmail.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert mail.sweep() == 0  # leased: not dispatched again while that lease runs
     row.refresh_from_db()
-    assert row.next_attempt_at >= before + timedelta(seconds=settings.EMAIL_DISPATCH_LEASE_SECONDS)
+    assert row.leased_until is not None
+    assert row.leased_until >= before + timedelta(seconds=settings.EMAIL_DISPATCH_LEASE_SECONDS)
     assert row.status == "pending"
 
 
@@ -221,3 +228,47 @@ def test_prune_forgets_what_is_done_and_keeps_failures_longer(settings: Any) -> 
     left = set(OutboxEmail.objects.filter(pk__in=[*made.values(), recent.pk]).values_list("to", flat=True))
     assert left == {"failed@acme.test", "pending@acme.test", "recent@acme.test"}
     assert mail.prune(now=now + timedelta(days=61)) == 2  # the failure at 92 days, the recent one at 61
+
+
+def test_a_second_dispatch_of_one_row_burns_no_attempt_during_the_backoff(sink: SmtpSink) -> None:
+    """Two tasks for one row (the sweep re-dispatched while a worker was away):
+    the second finds the row backing off and does nothing."""
+    sink.stop()
+    with schema_context(ACME.schema):
+        row = mail.enqueue(tenant_id=_acme_id(), kind="confirmation", to="twice@acme.test", subject="s", body="b")
+    assert [mail.deliver(row.pk, tenant_id=_acme_id()) for _ in range(3)] == ["retry", "skipped", "skipped"]
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.leased_until) == ("pending", 1, None)
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (smtplib.SMTPRecipientsRefused({"a@x.test": (550, b"5.1.1 No such user")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@x.test": (554, b"5.7.1 Relay access denied")}), False),
+        (smtplib.SMTPRecipientsRefused({"a@x.test": (450, b"4.2.0 Mailbox busy")}), False),
+        (smtplib.SMTPDataError(554, b"5.6.0 Message rejected"), True),
+        (smtplib.SMTPConnectError(554, b"blocklisted"), False),
+        (smtplib.SMTPHeloError(501, b"bad helo"), False),
+        (smtplib.SMTPAuthenticationError(535, b"5.7.8 bad credentials"), False),
+        (smtplib.SMTPSenderRefused(553, b"5.1.8 sender", "no-reply@x.test"), False),
+        (ConnectionRefusedError(111, "Connection refused"), False),
+    ],
+)
+def test_what_counts_as_refused_for_good(error: BaseException, permanent: bool) -> None:
+    assert mail._permanent(error) is permanent
+
+
+def test_a_failing_builder_counts_an_attempt_and_leaves_the_transaction_usable(
+    sink: SmtpSink, monkeypatch: Any
+) -> None:
+    def broken(address: str, context: dict[str, Any]) -> Any:
+        OutboxEmail.objects.raw("SELECT * FROM no_such_table")[0]  # a database error inside the builder
+
+    monkeypatch.setitem(mail._builders, "password_reset", broken)
+    with schema_context(ACME.schema):
+        row = mail.enqueue_lookup(tenant_id=_acme_id(), kind="password_reset", to="x@acme.test", context={})
+    assert mail.deliver(row.pk, tenant_id=_acme_id()) == "retry"
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "no_such_table" in row.last_error

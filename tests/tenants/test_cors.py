@@ -5,6 +5,7 @@ tenants.cors on the tenant's very next request, with no query."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -428,3 +429,25 @@ def test_operators_set_and_see_the_origins(operator_client: APIClient) -> None:
     # Other fields of the platform PATCH leave the origins alone.
     response = operator_client.patch(platform_detail("acme"), {"name": "Acme Two"}, format="json")
     assert response.json()[FIELD] == [APP]
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example:\u00b2", "https://evil.example:\u0663", "https://\udcff.example"]
+)
+def test_an_odd_origin_header_is_no_origin_never_a_500(origin: str) -> None:
+    """HTTP headers arrive as latin-1: any byte can be in Origin. "\u00b2".isdigit() is true."""
+    allow(["https://app.acme.test"])
+    try:
+        response = api_client(ACME).get("/api/products/", HTTP_ORIGIN=origin)
+    except UnicodeEncodeError:  # the test client itself cannot send a lone surrogate
+        return
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response
+
+
+@pytest.mark.parametrize("entry", ["https://a.example.com:\u00b2", "https://a.example.com\ud800"])
+def test_odd_characters_in_an_origin_are_a_400(entry: str) -> None:
+    body = json.dumps({"cors_allowed_origins": [entry]})  # ASCII: the surrogate as \ud800
+    response = admin_client(ACME).patch("/api/tenant/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "cors_allowed_origins" in response.json()["errors"]
