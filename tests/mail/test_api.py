@@ -91,3 +91,20 @@ def test_operators_retry_any_tenants_failed_email(operator_client: Any) -> None:
 
 def test_tenant_admins_cannot_reach_the_fleet() -> None:
     assert_error(admin_client(ACME).get("/api/platform/emails/"), 404)  # not on a tenant host at all
+
+
+def test_tenant_admins_see_recipient_errors_but_not_the_platforms_relay(operator_client: Any) -> None:
+    relay = add(
+        ACME, "r@acme.test", "pending", last_error="SMTPAuthenticationError: (535, b'auth failed at relay.internal')"
+    )
+    refused = add(
+        ACME, "n@acme.test", "failed", last_error="SMTPRecipientsRefused: {'n@acme.test': (550, b'No such user')}"
+    )
+    shown = {r["id"]: r["last_error"] for r in admin_client(ACME).get("/api/emails/").json()["results"]}
+    assert "relay.internal" not in shown[relay.pk]
+    assert "platform" in shown[relay.pk]
+    assert "No such user" in shown[refused.pk]
+    fleet = {
+        r["id"]: r["last_error"] for r in operator_client.get("/api/platform/emails/?tenant=acme").json()["results"]
+    }
+    assert "relay.internal" in fleet[relay.pk]
