@@ -74,6 +74,9 @@ def readiness() -> tuple[bool, dict[str, str]]:
 class OutboxCollector(Collector):
     """Emails by status, read at scrape time: a failed email is visible here."""
 
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # so that registering it does not collect (a query at import)
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("tenantdesk_outbox_emails", "Emails in the outbox by status.", labels=["status"])
         counts = dict.fromkeys(OutboxEmail.Status.values, 0)
@@ -90,15 +93,16 @@ class OutboxCollector(Collector):
         yield gauge
 
 
+_OUTBOX = OutboxCollector()
+REGISTRY.register(_OUTBOX)  # describe() is empty: registering runs no query
+
+
 def metrics_body() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = CollectorRegistry()
-        for collector in list(REGISTRY._collector_to_names):  # the process's own metrics
-            registry.register(collector)
-    registry.register(OutboxCollector())
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY)  # one process: its own registry
+    registry = CollectorRegistry()  # gunicorn: every worker's files, and the outbox once
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(_OUTBOX)
     return generate_latest(registry)
 
 
