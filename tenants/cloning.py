@@ -83,6 +83,10 @@ def _q(name: str) -> str:
     return sql.Identifier(name).as_string()
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def build_clone_script(cursor: CursorWrapper, template: str, fingerprint: str) -> CloneScript:
     src = _q(template)
     cursor.execute("SELECT current_setting('search_path')")
@@ -140,14 +144,19 @@ def _build(cursor: CursorWrapper, template: str, src: str, fingerprint: str) -> 
         [nsp],
     )
     table_actions: dict[str, list[str]] = {}
+    restarts: list[str] = []
     for table, column, identity in cursor.fetchall():
         generated = "ALWAYS" if identity == "a" else "BY DEFAULT"
         actions = table_actions.setdefault(table, [])
         actions.append(f"ALTER COLUMN {_q(column)} ADD GENERATED {generated} AS IDENTITY")
-        cursor.execute(f"SELECT COALESCE(MAX({_q(column)}), 0) + 1 FROM {src}.{_q(table)}")
-        start = int(cursor.fetchone()[0])
-        if start > 1:
-            actions.append(f"ALTER COLUMN {_q(column)} RESTART WITH {start}")
+        cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {src}.{_q(table)})")
+        if cursor.fetchone()[0]:
+            # Read when the script runs, not when it was built: the template's
+            # rows (and ids) may change without a change of its migrations.
+            restarts.append(
+                f"SELECT setval(pg_get_serial_sequence({_literal(_TARGET + '.' + _q(table))}, {_literal(column)}), m) "
+                f"FROM (SELECT max({_q(column)}) AS m FROM {_TARGET}.{_q(table)}) AS copied WHERE m IS NOT NULL"
+            )
 
     # Constraints print unqualified names for objects on the search_path: set
     # it to the template alone so that references resolve in the target when
@@ -188,6 +197,7 @@ def _build(cursor: CursorWrapper, template: str, src: str, fingerprint: str) -> 
         *create,
         *copy,
         *alter(table_actions),  # primary keys and unique constraints before any foreign key
+        *restarts,
         *indexes,
         *alter(foreign_actions),
     )

@@ -32,6 +32,12 @@ class Tenant(TenantMixin):
         models.CharField(max_length=ORIGIN_MAX_LENGTH), default=list, blank=True, size=MAX_CORS_ORIGINS
     )
 
+    # Set by the fleet executor (tenants/fleet.py) when this tenant's schema
+    # failed to migrate (it stays on its previous state, and is served);
+    # cleared when a later run migrates it.
+    migration_error = models.TextField(blank=True, default="")
+    migration_failed_at = models.DateTimeField(null=True, blank=True)
+
     auto_create_schema = False
     auto_drop_schema = False
 

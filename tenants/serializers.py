@@ -58,6 +58,8 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "cors_allowed_origins",
             "created_at",
             "archived_at",
+            "migration_error",  # why the last fleet migration failed for it ("" when none did)
+            "migration_failed_at",
         ]
         read_only_fields = fields
 

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import IO, Literal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -30,10 +30,11 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from core.errors import ApplicationError, Conflict, NotFound, duplicate_raises
-from core.metrics import MIGRATIONS, PROVISION_SECONDS, PROVISIONS
+from core.metrics import PROVISION_SECONDS, PROVISIONS
 from tenants import cache as tenant_cache
 from tenants import cloning
 from tenants.db import connection
+from tenants.fleet import TEMPLATE_LOCK, FleetExecutor, FleetReport
 from tenants.models import MAX_CORS_ORIGINS, ORIGIN_MAX_LENGTH, Domain, Tenant
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ RESERVED_SLUGS = frozenset(
     {"public", "www", "api", "admin", "static", "media", "template", "tenant-template", "information-schema"}
 )
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
-
-# Provisioning holds this lock shared; migrating the template holds it
-# exclusively, so no clone ever reads a half-migrated template.
-_TEMPLATE_LOCK = 0x7E4A_4E7
 
 
 class SlugTaken(Conflict):
@@ -90,9 +87,10 @@ def _expected_migrations() -> frozenset[tuple[str, str]]:
     return frozenset(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
 
 
-def template_ensure(*, verbosity: int = 0) -> Tenant:
+def template_ensure(*, verbosity: int = 0, migrate: bool = True) -> Tenant:
     """Create the template tenant (row + schema, by plain migrations) if missing,
-    and migrate it if it lags behind the migrations on disk."""
+    and bring it up to date if it lags behind the migrations on disk (through
+    the fleet executor, which captures the SQL the tenants then replay)."""
     template, _ = Tenant.objects.get_or_create(
         is_template=True,
         defaults={
@@ -102,62 +100,69 @@ def template_ensure(*, verbosity: int = 0) -> Tenant:
             "is_active": False,
         },
     )
-    if not _template_is_current():
-        with connection.cursor() as cursor:
-            # Session-level and exclusive: held across migrate_schemas' own
-            # transactions, so no provision clones a half-migrated template.
-            cursor.execute("SELECT pg_advisory_lock(%s)", [_TEMPLATE_LOCK])
-        try:
-            if not _template_is_current():
-                with connection.cursor() as cursor:
-                    schema = sql.Identifier(template_schema()).as_string()
-                    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                call_command(
-                    "migrate_schemas",
-                    tenant=True,
-                    schema_name=template_schema(),
-                    interactive=False,
-                    verbosity=verbosity,
-                )
-        finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_TEMPLATE_LOCK])
+    if not _has_migrations_table(template_schema()):
+        _template_create(verbosity)
+    elif migrate and not _template_is_current():
+        FleetExecutor().migrate_template(verbosity)
     return template
+
+
+def _template_create(verbosity: int) -> None:
+    with connection.cursor() as cursor:
+        # Session-level and exclusive: held across migrate_schemas' own
+        # transactions, so no provision clones a half-migrated template.
+        cursor.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK])
+    try:
+        if not _template_is_current():
+            with connection.cursor() as cursor:
+                schema = sql.Identifier(template_schema()).as_string()
+                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            call_command(
+                "migrate_schemas", tenant=True, schema_name=template_schema(), interactive=False, verbosity=verbosity
+            )
+    finally:
+        connection.set_schema_to_public()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK])
 
 
 def _template_is_current() -> bool:
     return schema_is_current(template_schema())
 
 
+def _has_migrations_table(schema: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", [f"{sql.Identifier(schema).as_string()}.django_migrations"]
+        )
+        return bool(cursor.fetchone()[0])
+
+
 def schema_is_current(schema: str) -> bool:
     """Whether ``schema`` has every migration on disk applied: two cheap queries."""
+    if not _has_migrations_table(schema):
+        return False
     with connection.cursor() as cursor:
-        table = f"{sql.Identifier(schema).as_string()}.django_migrations"
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
-        if not cursor.fetchone()[0]:
-            return False
         applied = cloning.applied_migrations(cursor, schema)
     return _expected_migrations() <= applied
 
 
-def tenants_migrate(*, verbosity: int = 0) -> tuple[int, int]:
-    """Migrate the tenant schemas that lag the migrations on disk, skipping the
-    rest: ``migrate_schemas`` alone visits every schema, which takes minutes
-    with hundreds of tenants even when nothing is to be done (django-tenants
-    #719). Returns (migrated, total)."""
-    schemas = list(Tenant.objects.order_by("schema_name").values_list("schema_name", flat=True))
-    behind = [schema for schema in schemas if not schema_is_current(schema)]
-    for schema in behind:
-        try:
-            call_command("migrate_schemas", tenant=True, schema_name=schema, interactive=False, verbosity=verbosity)
-        except Exception:
-            MIGRATIONS.labels(outcome="failed").inc()
-            raise
-        MIGRATIONS.labels(outcome="migrated").inc()
-        connection.set_schema_to_public()
-    MIGRATIONS.labels(outcome="current").inc(len(schemas) - len(behind))
-    return len(behind), len(schemas)
+def tenants_migrate(
+    *,
+    verbosity: int = 0,
+    connections_max: int = 2,
+    lock_timeout: str = "5s",
+    replay: bool = True,
+    schemas: list[str] | None = None,
+    progress: IO[str] | None = None,
+) -> FleetReport:
+    """Bring the template and every tenant schema up to date with the fleet
+    executor (tenants/fleet.py): schemas already current cost one query per 500."""
+    template_ensure(verbosity=verbosity, migrate=False)  # created if missing; migrated by the executor
+    executor = FleetExecutor(
+        connections_max=connections_max, lock_timeout=lock_timeout, replay=replay, progress=progress
+    )
+    return executor.run(schemas=schemas, verbosity=verbosity)
 
 
 # --- provisioning ------------------------------------------------------------------
@@ -306,7 +311,7 @@ def _provision_by_clone(spec: _NewTenant) -> Tenant:
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_TEMPLATE_LOCK])
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [TEMPLATE_LOCK])
                 applied = cloning.applied_migrations(cursor, template_schema())
                 script = cloning.clone_script(cursor, template_schema(), cloning.fingerprint_of(applied))
             tenant = _insert_tenant_rows(spec)

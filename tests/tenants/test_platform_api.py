@@ -206,6 +206,8 @@ def test_create_serves_the_new_host_and_its_admin(operator_client: APIClient) ->
         "require_activation": False,
         "cors_allowed_origins": [],
         "archived_at": None,
+        "migration_error": "",
+        "migration_failed_at": None,
     }
 
     assert schema_exists("newco")

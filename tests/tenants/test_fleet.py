@@ -1,0 +1,288 @@
+"""The fleet migration executor (tenants/fleet.py), on committed tenant schemas.
+
+Schemas are made to lag for real: Django's own backward migration unapplies
+the last migrations in the template and in some tenants, then the executor
+(or plain ``migrate_schemas``, for the reference) brings them forward again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection as django_connection
+from django.test.utils import CaptureQueriesContext
+from psycopg import sql
+
+from tenants import fleet
+from tenants.db import connection
+from tenants.models import Tenant
+from tenants.services import schema_is_current, template_schema, tenant_provision, tenants_migrate
+from tests.helpers import PASSWORD
+from tests.processes import child_env, start, wait_for
+from tests.tenants.schema_signature import schema_signature
+
+# Lagging states: (app, migration to go back to).
+SCHEMA_ONLY = [("accounts", "0007_rate_counter_previous_window")]  # 0008: AddField + AlterField
+MIXED = [
+    ("accounts", "0001_initial"),  # 0002 has RunPython, 0003-0008 schema only
+    ("token_blacklist", "0007_auto_20171017_2214"),  # 0008+: ALTERs of identity columns to bigint
+]
+
+
+def provision(slug: str) -> Tenant:
+    return tenant_provision(slug=slug, name=slug.title(), admin_email=f"boss@{slug}.test", admin_password=PASSWORD)
+
+
+def rewind(schema: str, targets: list[tuple[str, str]]) -> None:
+    for app, name in targets:
+        call_command("migrate_schemas", app, name, schema_name=schema, interactive=False, verbosity=0)
+    connection.set_schema_to_public()
+    assert not schema_is_current(schema)
+
+
+def rows(schema: str, query: str) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(query.format(schema=sql.Identifier(schema).as_string()))
+        return sorted(cursor.fetchall())
+
+
+def signature_of(schema: str) -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        signature = schema_signature(cursor, schema)
+    connection.set_schema_to_public()
+    return signature
+
+
+def recorded(schema: str, app: str, name: str) -> int:
+    return rows(schema, f"SELECT count(*) FROM {{schema}}.django_migrations WHERE app = '{app}' AND name = '{name}'")[
+        0
+    ][0]
+
+
+@pytest.fixture
+def restore_template(committed: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
+    """Whatever a test does to the template, it is current again afterwards."""
+    yield committed
+    connection.set_schema_to_public()
+    if not schema_is_current(template_schema()):
+        fleet.FleetExecutor().migrate_template()
+
+
+def test_replayed_tenant_is_identical_to_a_normally_migrated_one(restore_template: Callable[[str], None]) -> None:
+    for slug in ("fl-replay", "fl-normal"):
+        restore_template(slug)
+        provision(slug)
+    for schema in (template_schema(), "fl_replay", "fl_normal"):
+        rewind(schema, MIXED)
+    before = signature_of("fl_replay")
+    assert before == signature_of("fl_normal")
+
+    report = tenants_migrate(schemas=["fl_replay"], connections_max=2)
+    assert report.ok, report.failed
+    assert report.template_migrated
+    assert (report.total, report.migrated) == (1, 1)
+    assert report.normal == 1  # accounts.0002 (RunPython), the normal way
+    assert report.replayed >= 8  # every schema-only migration, replayed from the template's SQL
+    call_command("migrate_schemas", tenant=True, schema_name="fl_normal", interactive=False, verbosity=0)
+    connection.set_schema_to_public()
+
+    replayed, normal = signature_of("fl_replay"), signature_of("fl_normal")
+    assert replayed != before, "nothing was migrated"
+    for part in ("columns", "constraints", "indexes", "sequences"):
+        assert replayed[part], part
+        assert replayed[part] == normal[part], part
+    # ... and equal to the template, which new tenants are cloned from.
+    template = signature_of(template_schema())
+    for part in ("columns", "constraints", "indexes", "sequences"):
+        assert replayed[part] == template[part], part
+    for query in (
+        "SELECT app, name FROM {schema}.django_migrations",
+        "SELECT id, app_label, model FROM {schema}.django_content_type",
+        "SELECT codename, content_type_id FROM {schema}.auth_permission",
+    ):
+        assert rows("fl_replay", query) == rows("fl_normal", query), query
+    for schema in ("fl_replay", "fl_normal", template_schema()):
+        assert schema_is_current(schema)
+        assert (
+            rows(schema, "SELECT app, name, count(*) FROM {schema}.django_migrations GROUP BY 1, 2 HAVING count(*) > 1")
+            == []
+        )
+
+
+def test_current_fleet_is_a_no_op_whose_queries_do_not_grow_with_tenants(committed: Callable[[str], None]) -> None:
+    def queries_of_a_no_op() -> list[str]:
+        with CaptureQueriesContext(django_connection) as queries:
+            report = tenants_migrate()
+        assert report.ok
+        assert report.migrated == 0
+        assert report.current == report.total >= 2
+        return [q["sql"] for q in queries]
+
+    before = queries_of_a_no_op()
+    # template row and table, its migrations (with search_path switches), the
+    # tenant list, which schemas have a migrations table, one batch of counts
+    assert len(before) <= 10, before
+    for slug in ("fl-noop-1", "fl-noop-2", "fl-noop-3"):
+        committed(slug)
+        provision(slug)
+    assert len(queries_of_a_no_op()) == len(before)
+
+
+def test_new_content_types_reach_tenants_with_the_replay(restore_template: Callable[[str], None]) -> None:
+    """accounts.0005 and 0006 create models: their content types and permissions,
+    made in the template by post_migrate, are copied into each replayed tenant."""
+    restore_template("fl-types")
+    provision("fl-types")
+    for schema in (template_schema(), "fl_types"):
+        rewind(schema, [("accounts", "0004_audit_role_changes")])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM fl_types.auth_permission WHERE content_type_id IN "
+            "(SELECT id FROM fl_types.django_content_type WHERE app_label = 'accounts' "
+            "AND model IN ('ratecounter', 'tokenfamily'))"
+        )
+        cursor.execute(
+            "DELETE FROM fl_types.django_content_type WHERE app_label = 'accounts' "
+            "AND model IN ('ratecounter', 'tokenfamily')"
+        )
+    report = tenants_migrate(schemas=["fl_types"])
+    assert report.ok, report.failed
+    assert report.replayed >= 4
+    query = (
+        "SELECT c.model, p.codename FROM {schema}.auth_permission p JOIN {schema}.django_content_type c "
+        "ON c.id = p.content_type_id WHERE c.app_label = 'accounts'"
+    )
+    assert rows("fl_types", query) == rows(template_schema(), query)
+    assert ("tokenfamily", "view_tokenfamily") in rows("fl_types", query)
+
+
+def test_a_failing_tenant_is_flagged_and_the_others_go_on(restore_template: Callable[[str], None]) -> None:
+    for slug in ("fl-ok", "fl-bad"):
+        restore_template(slug)
+        provision(slug)
+    for schema in (template_schema(), "fl_ok", "fl_bad"):
+        rewind(schema, SCHEMA_ONLY)
+    with connection.cursor() as cursor:  # the column 0008 adds already exists in fl_bad: its DDL fails
+        cursor.execute("ALTER TABLE fl_bad.accounts_auditentry ADD COLUMN changes jsonb")
+    report = tenants_migrate(schemas=["fl_ok", "fl_bad"])
+    assert [f.schema for f in report.failed] == ["fl_bad"]
+    assert "changes" in report.failed[0].error
+    assert "already exists" in report.failed[0].error
+    assert report.migrated == 1
+    assert schema_is_current("fl_ok")
+    bad = Tenant.objects.get(slug="fl-bad")
+    assert bad.is_active, "a failed migration does not suspend the tenant"
+    assert "already exists" in bad.migration_error
+    assert bad.migration_failed_at is not None
+    assert recorded("fl_bad", "accounts", "0008_audit_tenant_settings") == 0  # untouched: rolled back whole
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE fl_bad.accounts_auditentry DROP COLUMN changes")
+    report = tenants_migrate(schemas=["fl_bad"])
+    assert report.ok
+    assert report.migrated == 1
+    bad.refresh_from_db()
+    assert bad.migration_error == ""
+    assert bad.migration_failed_at is None
+
+
+def test_a_held_lock_times_out_the_tenant_only(restore_template: Callable[[str], None]) -> None:
+    for slug in ("fl-free", "fl-held"):
+        restore_template(slug)
+        provision(slug)
+    for schema in (template_schema(), "fl_free", "fl_held"):
+        rewind(schema, SCHEMA_ONLY)
+    with _holding_lock("fl_held"):
+        report = tenants_migrate(schemas=["fl_free", "fl_held"], lock_timeout="200ms")
+    assert [f.schema for f in report.failed] == ["fl_held"]
+    assert "lock timeout" in report.failed[0].error
+    assert schema_is_current("fl_free")
+    assert not schema_is_current("fl_held")
+    assert tenants_migrate(schemas=["fl_held"]).ok
+
+
+class _holding_lock:
+    """Another session holding an exclusive lock on a tenant's audit table."""
+
+    def __init__(self, schema: str) -> None:
+        d = connection.settings_dict
+        self.conn = psycopg.connect(
+            host=d["HOST"] or None,
+            port=d["PORT"] or None,
+            user=d["USER"],
+            password=d["PASSWORD"] or None,
+            dbname=d["NAME"],
+        )
+        self.schema = schema
+
+    def __enter__(self) -> _holding_lock:
+        self.conn.execute(
+            sql.SQL("LOCK TABLE {}.accounts_auditentry IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(self.schema))
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_killed_half_way_a_rerun_migrates_every_tenant_exactly_once(
+    restore_template: Callable[[str], None], tmp_path: Path
+) -> None:
+    slugs = [f"fl-kill-{i}" for i in range(6)]
+    for slug in slugs:
+        restore_template(slug)
+        provision(slug)
+    schemas = [slug.replace("-", "_") for slug in slugs]
+    for schema in (template_schema(), *schemas):
+        rewind(schema, SCHEMA_ONLY)
+    leaf = ("accounts", "0008_audit_tenant_settings")
+    held = schemas[2]
+    holder = _holding_lock(held).__enter__()
+    try:
+        process = start(
+            "fleet",
+            [sys.executable, "manage.py", "migrate_fleet", "--connections", "2", "--lock-timeout", "60s", *schemas],
+            child_env(),
+            tmp_path,
+        )
+        others = [schema for schema in schemas if schema != held]
+        wait_for(lambda: all(recorded(s, *leaf) == 1 for s in others), timeout=60, what="the other tenants migrated")
+        assert recorded(held, *leaf) == 0
+        os.killpg(process.popen.pid, signal.SIGKILL)  # mid-way: one tenant still waiting on the lock
+        process.popen.wait(timeout=10)
+    finally:
+        holder.__exit__()
+    # The killed executor's session ends (its transaction rolled back) once it
+    # is no longer waiting; until then it holds the tenant's advisory lock.
+    wait_for(lambda: _advisory_locks() == 0, timeout=30, what="the killed executor's session gone")
+    assert recorded(held, *leaf) == 0, "the interrupted tenant is untouched"
+
+    report = tenants_migrate(schemas=schemas)
+    assert report.ok
+    assert report.migrated == 1
+    assert report.current == len(schemas) - 1
+    for schema in schemas:
+        assert recorded(schema, *leaf) == 1, schema
+        assert schema_is_current(schema)
+        assert (
+            rows(schema, "SELECT app, name, count(*) FROM {schema}.django_migrations GROUP BY 1, 2 HAVING count(*) > 1")
+            == []
+        )
+    assert signature_of(held) == signature_of(schemas[0])
+
+
+def _advisory_locks() -> int:
+    return rows(
+        "public",
+        f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = {fleet.TENANT_LOCK_SPACE} "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )[0][0]
