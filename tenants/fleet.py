@@ -9,11 +9,12 @@ and content types are re-checked after it. Here:
 * the loader, the plan and the project states are built once per run;
 * each schema's applied migrations are read from its own ``django_migrations``
   (no catalog-wide introspection at all on the replay path);
-* a migration without Python code (no ``RunPython``, atomic) is applied
+* a migration without Python code (no ``RunPython``) is applied
   normally once, to the template, with every statement its schema editor runs
   captured; each tenant then replays that SQL with its own search_path. A
-  migration with Python code (or a non-atomic one, or SQL naming the schema it
-  was captured in) runs the normal way in each tenant, with the shared state;
+  migration with Python code (or whose SQL names the schema it was captured
+  in) runs the normal way in each tenant, with the shared state. A non-atomic
+  migration is refused (it cannot be part of the tenant's one transaction);
 * each tenant is one transaction, under a ``lock_timeout``: its DDL, its
   ``django_migrations`` rows and its new content types and permissions (copied
   from the template by two set-based statements) commit together or not at
@@ -74,7 +75,7 @@ class FleetError(RuntimeError):
 class Step:
     node: Node
     migration: Migration
-    # Replayable: no Python code, atomic. The captured SQL, once known.
+    # Replayable: no Python code. The captured SQL, once known.
     replayable: bool
     script: tuple[str, ...] | None = None
 
@@ -122,7 +123,16 @@ class Plan:
         self._state_lock = threading.Lock()
 
     def pending(self, applied: set[Node]) -> list[Step]:
-        return [step for step in self.steps if step.node not in applied]
+        pending = [step for step in self.steps if step.node not in applied]
+        for step in pending:
+            if not step.migration.atomic:
+                # Each schema is one transaction here, so a crash leaves it
+                # migrated or untouched; a non-atomic migration would break that.
+                raise FleetError(
+                    f"{step.node[0]}.{step.node[1]} is non-atomic (atomic = False): the fleet executor runs each "
+                    "schema in one transaction. Apply it with migrate_schemas, or make it atomic."
+                )
+        return pending
 
     def state_before(self, node: Node) -> ProjectState:
         """The project state before ``node`` (every earlier migration applied), rendered once; a clone per use."""
@@ -138,7 +148,7 @@ class Plan:
 
 
 def _replayable(migration: Migration) -> bool:
-    return migration.atomic and not any(isinstance(op, RunPython) for op in _flat_operations(migration.operations))
+    return not any(isinstance(op, RunPython) for op in _flat_operations(migration.operations))
 
 
 def _flat_operations(operations: Any) -> Iterator[Any]:
@@ -231,7 +241,6 @@ class FleetExecutor:
         self.template = str(_template_schema())
         self.plan = Plan()
         self._script_lock = threading.Lock()
-        self._counts_lock = threading.Lock()
 
     # -- which schemas lag -----------------------------------------------------------------
 
@@ -292,6 +301,17 @@ class FleetExecutor:
             connection.set_schema(self.template)
             emit_post_migrate_signal(verbosity, False, "default")
             return True
+        finally:
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [TEMPLATE_LOCK])
+
+    def template_post_migrate(self, verbosity: int = 0) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK])
+        try:
+            connection.set_schema(self.template)
+            emit_post_migrate_signal(verbosity, False, "default")
         finally:
             connection.set_schema_to_public()
             with connection.cursor() as cursor:
@@ -384,6 +404,11 @@ class FleetExecutor:
         report.total = len(ids)
         behind = self.behind(list(ids))
         report.current = report.total - len(behind)
+        if behind and not report.template_migrated:
+            # The template's content types and permissions, which the tenants
+            # copy, in case a run stopped between its migrations and its
+            # post_migrate (a dozen queries, once per run with work to do).
+            self.template_post_migrate(verbosity)
         MIGRATIONS.labels(outcome="current").inc(report.current)
         tenants_started = time.perf_counter()
         with _Progress(self.progress, len(behind)) as progress:
