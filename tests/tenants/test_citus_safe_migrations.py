@@ -26,8 +26,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import AutoField
 from django.db.migrations.operations import AlterField
+from django.db.models import AutoField
 
 GRANDFATHERED = {
     ("accounts", "0002_profiles_customers_audit_revocation"),  # token_epoch: ADD COLUMN ... CHECK (>= 0)
