@@ -8,7 +8,9 @@ product's settings plus ``bench/fleetapp`` as a tenant app
 (``bench/fleet_settings.py``), and drops them at the end. The measured
 migration is ``fleetapp.0002_note_tag``: a nullable column with an index. To
 make it pending again in every schema (template included), the bench drops
-the column and forgets the migration row, in batches of SQL (not measured).
+the column and forgets the migration row, in batches of SQL, and clears the
+tenants' markers (``Tenant.migrated_to``), as a new migration on disk would
+(not measured).
 
 Measured, every migration in a subprocess, as an operator runs it:
   1. at 1,000 tenants: ``manage.py migrate_fleet`` and ``manage.py
@@ -177,6 +179,10 @@ def rewind_measured() -> int:
                     f"DELETE FROM {s}.django_migrations WHERE app = '{MEASURED[0]}' AND name = '{MEASURED[1]}'"
                 )
             cursor.execute(";\n".join(statements))
+    # Changed by hand: the tenants' markers no longer hold (as after a new
+    # migration on disk, whose fingerprint no marker has).
+    Tenant.objects.update(migrated_to="")
+    with connection.cursor() as cursor:
         cursor.execute("VACUUM (ANALYZE) pg_catalog.pg_class")
         cursor.execute("VACUUM (ANALYZE) pg_catalog.pg_attribute")
     return len(schemas)

@@ -34,6 +34,7 @@ turn a migration problem into an outage for a tenant whose data is intact.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import threading
 import time
@@ -119,6 +120,7 @@ class Plan:
                     order.append(node)
         self.steps = [Step(node, graph.nodes[node], replayable=_replayable(graph.nodes[node])) for node in order]
         self.expected = frozenset(order)
+        self.fingerprint = fingerprint(self.expected)
         self._states: dict[Node, ProjectState] = {}
         self._state_lock = threading.Lock()
 
@@ -145,6 +147,11 @@ class Plan:
             state = self._states[node]
             state.apps  # noqa: B018 - render once, under the lock
             return state.clone()
+
+
+def fingerprint(nodes: frozenset[Node] | set[Node]) -> str:
+    """What ``Tenant.migrated_to`` holds for a schema with ``nodes`` applied."""
+    return hashlib.sha256(repr(sorted(nodes)).encode()).hexdigest()
 
 
 def _replayable(migration: Migration) -> bool:
@@ -227,6 +234,7 @@ class FleetExecutor:
         lock_timeout: str = "5s",
         retries: int = 2,
         replay: bool = True,
+        verify: bool = False,
         citus: bool | None = None,
         progress: IO[str] | None = None,
         on_tenant_done: Callable[[str], None] | None = None,
@@ -235,6 +243,7 @@ class FleetExecutor:
         self.lock_timeout = lock_timeout
         self.retries = retries
         self.replay = replay
+        self.verify = verify
         self.citus = citus
         self.progress = progress
         self.on_tenant_done = on_tenant_done
@@ -330,7 +339,8 @@ class FleetExecutor:
                 cursor.execute("SELECT set_config('lock_timeout', %s, true)", [self.lock_timeout])
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [TENANT_LOCK_SPACE, tenant_id])
                 pending = self.plan.pending(_applied(cursor))
-                if not pending:  # another executor got here first
+                if not pending:  # another executor got here first, or only the marker lagged
+                    self._mark(cursor, tenant_id)
                     return -1, 0
                 batch: list[str] = []
                 for step in pending:
@@ -348,14 +358,17 @@ class FleetExecutor:
                 self._flush(cursor, batch)
                 _record(cursor, [step.node for step in pending])
                 _sync_catalog_rows(cursor, self.template)
-                cursor.execute(
-                    "UPDATE public.tenants_tenant SET migration_error = '', migration_failed_at = NULL "
-                    "WHERE id = %s AND migration_error <> ''",
-                    [tenant_id],
-                )
+                self._mark(cursor, tenant_id)
         finally:
             tconn.set_schema_to_public()
         return replayed, normal
+
+    def _mark(self, cursor: Any, tenant_id: int) -> None:
+        cursor.execute(
+            "UPDATE public.tenants_tenant SET migrated_to = %s, migration_error = '', migration_failed_at = NULL "
+            "WHERE id = %s",
+            [self.plan.fingerprint, tenant_id],
+        )
 
     def _flush(self, cursor: Any, batch: list[str]) -> None:
         """Run the collected replay statements: one round trip on PostgreSQL;
@@ -400,9 +413,17 @@ class FleetExecutor:
         rows = Tenant.objects.filter(is_template=False).order_by("schema_name")
         if schemas is not None:
             rows = rows.filter(schema_name__in=schemas)
-        ids = dict(rows.values_list("schema_name", "id"))
-        report.total = len(ids)
+        report.total = rows.count()
+        # Tenants whose marker says current are skipped without opening their
+        # schema (one query); the others (or all, with verify) are checked in
+        # their own django_migrations.
+        unsure = rows if self.verify else rows.exclude(migrated_to=self.plan.fingerprint)
+        ids = dict(unsure.values_list("schema_name", "id"))
         behind = self.behind(list(ids))
+        lagging = set(behind)
+        confirmed = [schema for schema in ids if schema not in lagging]
+        if confirmed:  # checked just now: current; remember it
+            Tenant.objects.filter(schema_name__in=confirmed).update(migrated_to=self.plan.fingerprint)
         report.current = report.total - len(behind)
         if behind and not report.template_migrated:
             # The template's content types and permissions, which the tenants
@@ -427,21 +448,33 @@ class FleetExecutor:
                 self._collect(report, progress, self._run_one(schema, ids[schema]))
             return
 
-        def work(schema: str) -> tuple[str, int, int, str]:
-            try:
-                return self._run_one(schema, ids[schema])
-            finally:
-                connections["default"].close()  # each thread's own connection
+        opened: list[Any] = []
+        opened_lock = threading.Lock()
+        local = threading.local()
 
-        with ThreadPoolExecutor(max_workers=self.connections_max, thread_name_prefix="fleet") as pool:
-            futures = [pool.submit(work, schema) for schema in behind]
-            try:
-                for future in as_completed(futures):
-                    self._collect(report, progress, future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        def work(schema: str) -> tuple[str, int, int, str]:
+            if not getattr(local, "seen", False):  # this thread's connection, kept for the run
+                local.seen = True
+                conn = connections["default"]
+                conn.inc_thread_sharing()  # closed by the calling thread at the end
+                with opened_lock:
+                    opened.append(conn)
+            return self._run_one(schema, ids[schema])
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.connections_max, thread_name_prefix="fleet") as pool:
+                futures = [pool.submit(work, schema) for schema in behind]
+                try:
+                    for future in as_completed(futures):
+                        self._collect(report, progress, future.result())
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+        finally:
+            for conn in opened:
+                conn.close()
+                conn.dec_thread_sharing()
 
     def _collect(self, report: FleetReport, progress: _Progress, result: tuple[str, int, int, str]) -> None:
         schema, replayed, normal, error = result

@@ -36,6 +36,11 @@ class Tenant(TenantMixin):
     # failed to migrate (it stays on its previous state, and is served);
     # cleared when a later run migrates it.
     migration_error = models.TextField(blank=True, default="")
+    # The fingerprint of the migrations on disk that this schema was last seen
+    # to have applied, written in the same transaction that applied them (or
+    # cloned them from the template): a fleet run skips tenants whose marker
+    # matches in one query. "" = unknown, check the schema itself.
+    migrated_to = models.CharField(max_length=64, blank=True, default="")
     migration_failed_at = models.DateTimeField(null=True, blank=True)
 
     auto_create_schema = False

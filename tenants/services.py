@@ -35,6 +35,7 @@ from tenants import cache as tenant_cache
 from tenants import cloning
 from tenants.db import connection
 from tenants.fleet import TEMPLATE_LOCK, FleetExecutor, FleetReport
+from tenants.fleet import fingerprint as fleet_fingerprint
 from tenants.models import MAX_CORS_ORIGINS, ORIGIN_MAX_LENGTH, Domain, Tenant
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def tenants_migrate(
     connections_max: int = 2,
     lock_timeout: str = "5s",
     replay: bool = True,
+    verify: bool = False,
     schemas: list[str] | None = None,
     progress: IO[str] | None = None,
 ) -> FleetReport:
@@ -160,7 +162,7 @@ def tenants_migrate(
     executor (tenants/fleet.py): schemas already current cost one query per 500."""
     template_ensure(verbosity=verbosity, migrate=False)  # created if missing; migrated by the executor
     executor = FleetExecutor(
-        connections_max=connections_max, lock_timeout=lock_timeout, replay=replay, progress=progress
+        connections_max=connections_max, lock_timeout=lock_timeout, replay=replay, verify=verify, progress=progress
     )
     return executor.run(schemas=schemas, verbosity=verbosity)
 
@@ -273,8 +275,9 @@ class _NewTenant:
         return primary_domain_for(self.slug)
 
 
-def _insert_tenant_rows(spec: _NewTenant, *, is_active: bool = True) -> Tenant:
+def _insert_tenant_rows(spec: _NewTenant, *, is_active: bool = True, migrated_to: str = "") -> Tenant:
     tenant = Tenant(
+        migrated_to=migrated_to,
         slug=spec.slug,
         name=spec.name,
         schema_name=schema_name_for(spec.slug),
@@ -314,7 +317,9 @@ def _provision_by_clone(spec: _NewTenant) -> Tenant:
                 cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [TEMPLATE_LOCK])
                 applied = cloning.applied_migrations(cursor, template_schema())
                 script = cloning.clone_script(cursor, template_schema(), cloning.fingerprint_of(applied))
-            tenant = _insert_tenant_rows(spec)
+            # The clone has the template's migrations: mark it current when they are all there.
+            marker = fleet_fingerprint(_expected_migrations()) if _expected_migrations() <= applied else ""
+            tenant = _insert_tenant_rows(spec, migrated_to=marker)
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(script.render(tenant.schema_name))

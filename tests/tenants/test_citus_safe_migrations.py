@@ -61,7 +61,7 @@ def detect() -> dict[tuple[str, str], list[str]]:
         for op in migration.operations:
             if isinstance(op, AlterField) and isinstance(op.field, AutoField):
                 reasons.append(f"{op.model_name}.{op.name}: type change of an identity column")
-        for statement in executor.loader.collect_sql([(migration, False)]):
+        for statement in executor.loader.collect_sql([(migration, False)]):  # type: ignore[attr-defined]
             for pattern, why in UNSAFE:
                 if pattern.search(statement):
                     reasons.append(f"{why}: {statement[:160]}")

@@ -46,6 +46,8 @@ def rewind(schema: str, targets: list[tuple[str, str]]) -> None:
         call_command("migrate_schemas", app, name, schema_name=schema, interactive=False, verbosity=0)
     connection.set_schema_to_public()
     assert not schema_is_current(schema)
+    # A schema changed by hand: its marker no longer holds (deploy/README.md).
+    Tenant.objects.filter(schema_name=schema).update(migrated_to="")
 
 
 def rows(schema: str, query: str) -> list[tuple[Any, ...]]:

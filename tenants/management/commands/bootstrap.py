@@ -29,6 +29,7 @@ class Command(BaseCommand):
             connections_max=options["connections"],
             lock_timeout=options["lock_timeout"],
             replay=not options["no_replay"],
+            verify=options["verify"],
             progress=sys.stderr if verbosity else None,
         )
         print_report(self, report, options["report_json"])

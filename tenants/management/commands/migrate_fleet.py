@@ -25,6 +25,11 @@ def add_fleet_arguments(parser: Any) -> None:
     parser.add_argument(
         "--no-replay", action="store_true", help="run every migration the normal way in every tenant (slow)"
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every schema's own django_migrations, not the tenants' markers (after changing a schema by hand)",
+    )
     parser.add_argument("--report-json", metavar="FILE", help="also write the report (failures included) as JSON")
 
 
@@ -64,6 +69,7 @@ class Command(BaseCommand):
             connections_max=options["connections"],
             lock_timeout=options["lock_timeout"],
             replay=not options["no_replay"],
+            verify=options["verify"],
             schemas=options["schemas"] or None,
             progress=sys.stderr if verbosity else None,
         )
