@@ -170,3 +170,17 @@ def print_header(header: str) -> None:
 def print_checks(checks: Checks) -> None:
     for ok, text in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
+
+
+def settle() -> None:
+    """Put each size in the same state before measuring: without this, background
+    work left by the set-up (autovacuum of the catalogs churned by bootstrap or by
+    the fillers, dirty buffers) lands in some sizes' samples and not others'."""
+    from django.db import DatabaseError, connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")  # autocommit: VACUUM cannot run in a transaction
+        try:
+            cursor.execute("CHECKPOINT")  # superuser or pg_checkpoint only
+        except DatabaseError:
+            print("CHECKPOINT not permitted; measuring without it", file=sys.stderr)

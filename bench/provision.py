@@ -153,20 +153,6 @@ def grow_to(size: int) -> None:
         raise RuntimeError(f"expected {size} existing tenants, found {existing_tenants()} (shrinking is unsupported)")
 
 
-def settle() -> None:
-    """Put each size in the same state before measuring: without this, background
-    work left by the set-up (autovacuum of the catalogs churned by bootstrap or by
-    the fillers, dirty buffers) lands in some sizes' samples and not others'."""
-    from django.db import DatabaseError, connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE)")  # autocommit: VACUUM cannot run in a transaction
-        try:
-            cursor.execute("CHECKPOINT")  # superuser or pg_checkpoint only
-        except DatabaseError:
-            print("CHECKPOINT not permitted; measuring without it", file=sys.stderr)
-
-
 class Worlds:
     """One database per size, all alive at once, so that samples at every size
     can be interleaved and the machine's noise (this machine is shared) hits
@@ -213,7 +199,7 @@ def measure(args: argparse.Namespace, worlds: Worlds, progress: bool) -> list[Si
         worlds.use(size)
         grow_to(size)
         if args.settle:
-            settle()
+            common.settle()
         for i in range(args.warmup):
             for method in ("clone", "migrate"):
                 provision_once(f"warm-{method[0]}-{size}-{i}", method)
