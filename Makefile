@@ -42,8 +42,10 @@ worker: install
 	@test -n "$${CELERY_BROKER_URL:-$$REDIS_URL}" || { echo "make worker needs REDIS_URL (or CELERY_BROKER_URL); without one, make run sends email in-process."; exit 2; }
 	$(WITH_DB) $(BIN)/celery -A config worker -B --loglevel=INFO --concurrency=$(WORKERS) --schedule=.data/celerybeat-schedule
 
+# With CITUS_URL (a Citus coordinator's database), the whole suite runs on
+# that cluster instead, tests/tenants/test_citus.py included (deploy/README.md).
 test: install
-	$(WITH_DB) $(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL="$${CITUS_URL:-$$DATABASE_URL}" $(WITH_DB) $(BIN)/pytest $(PYTEST_ARGS)
 
 # ruff (style and the import rules it knows), import-linter (the layers: see
 # docs/ARCHITECTURE.md and [tool.importlinter] in pyproject.toml).

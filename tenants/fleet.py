@@ -53,6 +53,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from core.metrics import MIGRATIONS
+from tenants import citus
 from tenants.db import connection
 from tenants.models import Tenant
 
@@ -201,18 +202,26 @@ def _record(cursor: Any, nodes: list[Node]) -> None:
 
 
 def _sync_catalog_rows(cursor: Any, template: str) -> None:
-    """New content types and permissions, as the template's post_migrate made them."""
+    """New content types and permissions, as the template's post_migrate made them.
+
+    The template's rows are read in a materialized CTE: on Citus the template is
+    a local table and the tenant's a distributed one, which cannot be joined
+    directly; a CTE is planned apart (pulled to the coordinator) and then
+    joined. On PostgreSQL it is the same plan."""
     tpl = sql.Identifier(template).as_string()
     # Identifiers quoted by sql.Identifier; no value is interpolated.
     cursor.execute(
-        f"INSERT INTO django_content_type (app_label, model) SELECT t.app_label, t.model "  # noqa: S608
-        f"FROM {tpl}.django_content_type t WHERE NOT EXISTS (SELECT 1 FROM django_content_type c "
-        "WHERE c.app_label = t.app_label AND c.model = t.model) ORDER BY t.id"
+        f"WITH t AS MATERIALIZED (SELECT id, app_label, model FROM {tpl}.django_content_type) "  # noqa: S608
+        "INSERT INTO django_content_type (app_label, model) SELECT t.app_label, t.model FROM t "
+        "WHERE NOT EXISTS (SELECT 1 FROM django_content_type c WHERE c.app_label = t.app_label AND c.model = t.model) "
+        "ORDER BY t.id"
     )
     cursor.execute(
-        f"INSERT INTO auth_permission (name, content_type_id, codename) SELECT tp.name, c.id, tp.codename "  # noqa: S608
-        f"FROM {tpl}.auth_permission tp JOIN {tpl}.django_content_type tc ON tc.id = tp.content_type_id "
-        "JOIN django_content_type c ON c.app_label = tc.app_label AND c.model = tc.model "
+        "WITH tp AS MATERIALIZED ("  # noqa: S608
+        f"SELECT p.id, p.name, p.codename, tc.app_label, tc.model FROM {tpl}.auth_permission p "
+        f"JOIN {tpl}.django_content_type tc ON tc.id = p.content_type_id) "
+        "INSERT INTO auth_permission (name, content_type_id, codename) SELECT tp.name, c.id, tp.codename FROM tp "
+        "JOIN django_content_type c ON c.app_label = tp.app_label AND c.model = tp.model "
         "WHERE NOT EXISTS (SELECT 1 FROM auth_permission p WHERE p.content_type_id = c.id "
         "AND p.codename = tp.codename) ORDER BY tp.id"
     )
@@ -385,9 +394,7 @@ class FleetExecutor:
 
     def _is_citus(self) -> bool:
         if self.citus is None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
-                self.citus = bool(cursor.fetchone()[0])
+            self.citus = citus.is_citus()
         return self.citus
 
     def _run_one(self, schema: str, tenant_id: int) -> tuple[str, int, int, str]:

@@ -88,3 +88,12 @@ class TenantUpdateSerializer(RefusesUnknownFields):
 class DomainSerializer(serializers.Serializer):
     domain = serializers.CharField(max_length=253)
     is_primary = StrictBooleanField(required=False, default=False)
+
+
+class PlacementSerializer(serializers.Serializer):
+    """Where a tenant's schema lives (for the API schema; built by selectors.tenant_placement)."""
+
+    citus = serializers.BooleanField(help_text="whether the database is a Citus cluster")
+    schema = serializers.CharField()
+    node = serializers.CharField(allow_null=True, help_text="host:port of the Citus worker; null when local")
+    size_bytes = serializers.IntegerField(allow_null=True)

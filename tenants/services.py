@@ -22,7 +22,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import ProgrammingError, transaction
+from django.db import OperationalError, ProgrammingError, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.http.request import validate_host
 from django.utils import timezone
@@ -32,7 +32,7 @@ from psycopg import sql
 from core.errors import ApplicationError, Conflict, NotFound, duplicate_raises
 from core.metrics import PROVISION_SECONDS, PROVISIONS
 from tenants import cache as tenant_cache
-from tenants import cloning
+from tenants import citus, cloning
 from tenants.db import connection
 from tenants.fleet import TEMPLATE_LOCK, FleetExecutor, FleetReport
 from tenants.fleet import fingerprint as fleet_fingerprint
@@ -46,6 +46,10 @@ RESERVED_SLUGS = frozenset(
     {"public", "www", "api", "admin", "static", "media", "template", "tenant-template", "information-schema"}
 )
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+class TenantBusy(Conflict):
+    code = "tenant_busy"
 
 
 class SlugTaken(Conflict):
@@ -115,9 +119,12 @@ def _template_create(verbosity: int) -> None:
         cursor.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK])
     try:
         if not _template_is_current():
-            with connection.cursor() as cursor:
+            with transaction.atomic(), connection.cursor() as cursor:
                 schema = sql.Identifier(template_schema()).as_string()
-                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                # On Citus the template stays a local schema on the coordinator
+                # (new tenants are cloned from it there, then distributed).
+                with citus.local_schemas(cursor):
+                    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             call_command(
                 "migrate_schemas", tenant=True, schema_name=template_schema(), interactive=False, verbosity=verbosity
             )
@@ -320,14 +327,26 @@ def _provision_by_clone(spec: _NewTenant) -> Tenant:
             # The clone has the template's migrations: mark it current when they are all there.
             marker = fleet_fingerprint(_expected_migrations()) if _expected_migrations() <= applied else ""
             tenant = _insert_tenant_rows(spec, migrated_to=marker)
+            on_citus = citus.is_citus()
             with connection.cursor() as cursor:
                 try:
-                    cursor.execute(script.render(tenant.schema_name))
+                    # On Citus the script runs locally (one string of many
+                    # statements, ALTERs a distributed schema refuses), then
+                    # the schema is distributed below.
+                    with citus.local_schemas(cursor):
+                        cursor.execute(script.render(tenant.schema_name))
                 except ProgrammingError as exc:  # Django wraps psycopg's errors
                     if isinstance(exc.__cause__, pg_errors.DuplicateSchema):
                         raise SlugTaken(f"A schema for '{spec.slug}' already exists.", field="slug") from None
                     raise
             _create_admin(tenant, spec)
+            if on_citus:
+                # After the admin: every write of this transaction is local, and
+                # its deferred checks run before the schema moves (Citus could
+                # not run them on the worker at a purge in this transaction).
+                connection.set_schema_to_public()
+                with connection.cursor() as cursor:
+                    citus.distribute_schema(cursor, tenant.schema_name, _tables_with_rows(tenant.schema_name))
     finally:
         # Also forgets the search_path the clone script set locally.
         connection.set_schema_to_public()
@@ -344,13 +363,19 @@ def _provision_by_migrations(spec: _NewTenant) -> Tenant:
     tenant = _insert_tenant_rows(spec, is_active=False)
     schema_created = False
     try:
-        with connection.cursor() as cursor:
+        on_citus = citus.is_citus()
+        # On Citus: local while migrations run (some are refused in a
+        # distributed schema), distributed with the admin below.
+        with transaction.atomic(), connection.cursor() as cursor, citus.local_schemas(cursor):
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tenant.schema_name)).as_string())
         schema_created = True
         call_command("migrate_schemas", tenant=True, schema_name=tenant.schema_name, interactive=False, verbosity=0)
         with transaction.atomic():
             _create_admin(tenant, spec)
             connection.set_schema_to_public()
+            if on_citus:
+                with connection.cursor() as cursor:
+                    citus.distribute_schema(cursor, tenant.schema_name, _tables_with_rows(tenant.schema_name))
             tenant.is_active = True
             tenant.save(update_fields=["is_active"])  # evicts the cached "suspended" answer
     except BaseException:
@@ -363,6 +388,26 @@ def _provision_by_migrations(spec: _NewTenant) -> Tenant:
     finally:
         connection.set_schema_to_public()
     return tenant
+
+
+def _tables_with_rows(schema: str) -> list[str]:
+    """The schema's tables that hold rows, in two queries."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'r'", [schema])
+        names = [row[0] for row in cursor.fetchall()]
+        if not names:
+            return []
+        cursor.execute(
+            " UNION ALL ".join(
+                f"SELECT {_quote_literal(name)} WHERE EXISTS (SELECT 1 FROM {sql.Identifier(schema, name).as_string()})"  # noqa: S608
+                for name in names
+            )
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 # --- lifecycle ------------------------------------------------------------------------
@@ -518,11 +563,31 @@ def _drop_tenant(tenant: Tenant) -> None:
             # Inside a larger transaction, deferred foreign-key checks may still
             # be pending on the tenant's tables; DROP refuses them. Run them now.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)).as_string()
-            )
+            drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)).as_string()
+            try:
+                cursor.execute(drop)
+            except OperationalError as exc:
+                # Citus: the checks pending are on a worker, where SET
+                # CONSTRAINTS does not reach (citusdata/citus #2234).
+                if getattr(exc.__cause__, "sqlstate", None) == "55006" and citus.is_citus():
+                    raise TenantBusy(
+                        f"'{tenant.slug}' was written to in this transaction; on Citus, purge it in a transaction "
+                        "of its own.",
+                        field="purge",
+                    ) from None
+                raise
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # back to Django's foreign keys' own timing
         Tenant.objects.filter(pk=tenant.pk).delete()  # domains cascade; cache signals fire
+
+
+def tenant_move(*, tenant: Tenant, to_node: str, mode: str = "block_writes") -> dict[str, object]:
+    """Citus: move the tenant's schema (all its tables, colocated) to another
+    worker. Runs for as long as the copy takes; not for a web request."""
+    if not citus.is_citus():
+        raise ApplicationError("This database is not a Citus coordinator.", field="node")
+    placement = citus.move_schema(tenant.schema_name, to_node, mode)
+    logger.info("moved tenant %s to %s (%s)", tenant.slug, placement.node, mode)
+    return {"citus": True, **placement.as_dict()}
 
 
 # --- domains --------------------------------------------------------------------------

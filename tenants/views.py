@@ -13,7 +13,13 @@ from rest_framework.views import APIView
 
 from tenants import selectors, services
 from tenants.permissions import IsPlatformOperator
-from tenants.serializers import DomainSerializer, TenantCreateSerializer, TenantSerializer, TenantUpdateSerializer
+from tenants.serializers import (
+    DomainSerializer,
+    PlacementSerializer,
+    TenantCreateSerializer,
+    TenantSerializer,
+    TenantUpdateSerializer,
+)
 
 
 class PlatformView(APIView):
@@ -80,3 +86,13 @@ class TenantDomainDetailView(PlatformView):
     def delete(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
         services.domain_remove(tenant=selectors.tenant_get(slug=slug), domain=domain)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TenantPlacementView(PlatformView):
+    """Which node holds the tenant (Citus); read-only. Moving a tenant copies
+    its data and holds its writes for as long as that takes, so it is an
+    operator's command (manage.py tenant_nodes --move), not a web request."""
+
+    @extend_schema(responses=PlacementSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(selectors.tenant_placement(tenant=selectors.tenant_get(slug=slug)))

@@ -16,9 +16,11 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import environ
 import pytest
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connections
 from django.test.utils import setup_databases, teardown_databases
 from rest_framework.test import APIClient
 
@@ -28,13 +30,26 @@ from tenants import cache as tenant_cache
 from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import template_ensure, tenant_provision, tenant_purge
+from tests import citus_cluster
 from tests.helpers import ACME, GLOBEX, OPERATOR_EMAIL, PASSWORD, PLATFORM, admin_client
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get("CITUS_URL"):
+        terminalreporter.write_line(f"Citus: the suite ran on {settings.DATABASES['default']['NAME']} (CITUS_URL)")
+    else:
+        terminalreporter.write_line(citus_cluster.CITUS_NOT_RUN, yellow=True)
 
 
 def pytest_configure(config: Any) -> None:
     # One test database per run, so that several runs on one server (a
     # developer's and CI's, or parallel sessions) never trip over each other.
     db = settings.DATABASES["default"]
+    if os.environ.get("CITUS_URL"):
+        # The whole suite on a Citus coordinator (tests/citus_cluster.py makes
+        # the test database on every node).
+        citus_db = environ.Env.db_url_config(os.environ["CITUS_URL"])
+        db.update({key: citus_db.get(key, "") for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})
     test = db.setdefault("TEST", {})
     if not test.get("NAME"):
         test["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
@@ -59,9 +74,15 @@ def django_db_setup(
     only for tests that ask for ``db``; ``committed`` tests do not), then the
     template, acme, globex and an operator."""
     verbosity = request.config.option.verbose
+    db = settings.DATABASES["default"]
+    nodes = citus_cluster.prepare(db, db["TEST"]["NAME"]) if citus_cluster.is_citus(db) else None
     with django_db_blocker.unblock():
         db_cfg = setup_databases(
-            verbosity=verbosity, interactive=False, aliases={"default": {}}, keepdb=django_db_keepdb
+            # On Citus the database exists already (made on every node above).
+            verbosity=verbosity,
+            interactive=False,
+            aliases={"default": {}},
+            keepdb=django_db_keepdb or nodes is not None,
         )
         assert connection.settings_dict["NAME"].startswith("test_"), "refusing to seed a non-test database"
         connection.set_schema_to_public()
@@ -74,7 +95,11 @@ def django_db_setup(
     yield
     if not django_db_keepdb:
         with django_db_blocker.unblock():
-            teardown_databases(db_cfg, verbosity=verbosity)
+            if nodes is None:
+                teardown_databases(db_cfg, verbosity=verbosity)
+            else:
+                connections["default"].close()
+                citus_cluster.drop(db, db["TEST"]["NAME"], nodes)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from django.db import connection as django_connection
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
-from tenants import fleet
+from tenants import citus, fleet
 from tenants.db import connection
 from tenants.models import Tenant
 from tenants.services import schema_is_current, template_schema, tenant_provision, tenants_migrate
@@ -35,6 +35,17 @@ MIXED = [
     ("accounts", "0001_initial"),  # 0002 has RunPython, 0003-0008 schema only
     ("token_blacklist", "0007_auto_20171017_2214"),  # 0008+: ALTERs of identity columns to bigint
 ]
+# On Citus a distributed tenant schema cannot go through the migrations Citus
+# refuses there (tests/tenants/test_citus_safe_migrations.py: GRANDFATHERED;
+# they only ever run in the template): lag behind the Citus-safe ones only.
+MIXED_CITUS = [
+    ("accounts", "0007_rate_counter_previous_window"),  # 0008: AddField + AlterField
+    ("token_blacklist", "0011_linearizes_history"),  # 0012: a foreign key altered, 0013
+]
+
+
+def on_citus() -> bool:
+    return citus.is_citus()
 
 
 def provision(slug: str) -> Tenant:
@@ -83,7 +94,7 @@ def test_replayed_tenant_is_identical_to_a_normally_migrated_one(restore_templat
         restore_template(slug)
         provision(slug)
     for schema in (template_schema(), "fl_replay", "fl_normal"):
-        rewind(schema, MIXED)
+        rewind(schema, MIXED_CITUS if on_citus() else MIXED)
     before = signature_of("fl_replay")
     assert before == signature_of("fl_normal")
 
@@ -91,8 +102,11 @@ def test_replayed_tenant_is_identical_to_a_normally_migrated_one(restore_templat
     assert report.ok, report.failed
     assert report.template_migrated
     assert (report.total, report.migrated) == (1, 1)
-    assert report.normal == 1  # accounts.0002 (RunPython), the normal way
-    assert report.replayed >= 8  # every schema-only migration, replayed from the template's SQL
+    if on_citus():
+        assert (report.normal, report.replayed) == (0, 3)  # accounts.0008, token_blacklist.0012-0013
+    else:
+        assert report.normal == 1  # accounts.0002 (RunPython), the normal way
+        assert report.replayed >= 8  # every schema-only migration, replayed from the template's SQL
     call_command("migrate_schemas", tenant=True, schema_name="fl_normal", interactive=False, verbosity=0)
     connection.set_schema_to_public()
 
@@ -140,11 +154,14 @@ def test_current_fleet_is_a_no_op_whose_queries_do_not_grow_with_tenants(committ
 
 def test_new_content_types_reach_tenants_with_the_replay(restore_template: Callable[[str], None]) -> None:
     """accounts.0005 and 0006 create models: their content types and permissions,
-    made in the template by post_migrate, are copied into each replayed tenant."""
+    made in the template by post_migrate, are copied into each replayed tenant.
+    (On Citus the tenant cannot go back through 0007, which only the template
+    may run: it lags by 0008 only and misses those rows all the same.)"""
     restore_template("fl-types")
     provision("fl-types")
+    target = SCHEMA_ONLY if on_citus() else [("accounts", "0004_audit_role_changes")]
     for schema in (template_schema(), "fl_types"):
-        rewind(schema, [("accounts", "0004_audit_role_changes")])
+        rewind(schema, target)
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM fl_types.auth_permission WHERE content_type_id IN "
@@ -157,7 +174,7 @@ def test_new_content_types_reach_tenants_with_the_replay(restore_template: Calla
         )
     report = tenants_migrate(schemas=["fl_types"])
     assert report.ok, report.failed
-    assert report.replayed >= 4
+    assert report.replayed >= (1 if on_citus() else 4)
     query = (
         "SELECT c.model, p.codename FROM {schema}.auth_permission p JOIN {schema}.django_content_type c "
         "ON c.id = p.content_type_id WHERE c.app_label = 'accounts'"

@@ -4,17 +4,21 @@ real requests through the tenant middleware, real schemas behind them."""
 from __future__ import annotations
 
 import functools
+import io
 import re
 from datetime import datetime
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from tenants import citus
 from tenants.db import connection
 from tenants.models import Domain, Tenant
 from tenants.services import tenant_provision
@@ -643,3 +647,33 @@ def test_making_a_new_primary_domain_demotes_the_old_one(operator_client: APICli
     assert operator_client.delete(f"{domains_url('moving')}moving.{BASE}/").status_code == 204
     assert_error(operator_client.delete(f"{domains_url('moving')}{new}/"), 400, field="domain")
     assert api_client(new).get("/api/health/").json()["tenant"] == "moving"
+
+
+# --- placement (Citus) ----------------------------------------------------------------------------------------
+
+
+def test_placement_says_where_the_tenant_lives(operator_client: APIClient) -> None:
+    response = operator_client.get(detail(ACME.slug) + "placement/")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"citus", "schema", "node", "size_bytes"}
+    assert body["schema"] == "acme"
+    assert body["citus"] is citus.is_citus()
+    if not body["citus"]:  # on plain PostgreSQL every tenant is on the one server
+        assert body["node"] is None
+        assert body["size_bytes"] is None
+    assert_error(operator_client.get(detail("nope") + "placement/"), 404)
+
+
+def test_placement_is_for_operators_only(db: None) -> None:
+    response = admin_client(ACME).get(f"/api/platform/tenants/{ACME.slug}/placement/")
+    assert response.status_code in (401, 404), response.content
+    assert api_client(BASE).get(detail(ACME.slug) + "placement/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_tenant_nodes_refuses_plain_postgresql() -> None:
+    if citus.is_citus():
+        pytest.skip("on Citus: tests/tenants/test_citus.py covers tenant_nodes")
+    with pytest.raises(CommandError, match="not a Citus coordinator"):
+        call_command("tenant_nodes", stdout=io.StringIO())
