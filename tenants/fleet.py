@@ -45,6 +45,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import connections, transaction
+from django.db.migrations import operations as ops
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.operations.special import RunPython
@@ -80,6 +81,9 @@ class Step:
     # Replayable: no Python code. The captured SQL, once known.
     replayable: bool
     script: tuple[str, ...] | None = None
+    # May add content types or permissions (a model created, renamed or its
+    # options changed, or code or SQL we cannot see into).
+    changes_models: bool = True
 
 
 @dataclasses.dataclass
@@ -99,6 +103,10 @@ class FleetReport:
     normal: int = 0  # migrations applied the normal way, summed over tenants
     seconds: float = 0.0
     tenant_seconds: float = 0.0  # the tenants' part of ``seconds`` (after the template)
+    # Where the tenants' time went, summed over tenants (seconds): lock, check
+    # (their django_migrations), ddl (replayed or normal), record, catalog
+    # (content types and permissions), mark, commit.
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +127,15 @@ class Plan:
                 if node not in seen:
                     seen.add(node)
                     order.append(node)
-        self.steps = [Step(node, graph.nodes[node], replayable=_replayable(graph.nodes[node])) for node in order]
+        self.steps = [
+            Step(
+                node,
+                graph.nodes[node],
+                replayable=_replayable(graph.nodes[node]),
+                changes_models=_changes_models(graph.nodes[node]),
+            )
+            for node in order
+        ]
         self.expected = frozenset(order)
         self.fingerprint = fingerprint(self.expected)
         self._states: dict[Node, ProjectState] = {}
@@ -157,6 +173,43 @@ def fingerprint(nodes: frozenset[Node] | set[Node]) -> str:
 
 def _replayable(migration: Migration) -> bool:
     return not any(isinstance(op, RunPython) for op in _flat_operations(migration.operations))
+
+
+# Operations that leave every model's existence, name and options alone: they
+# never add a content type or a permission.
+_MODEL_NEUTRAL = (
+    ops.AddField,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.RenameField,
+    ops.AddIndex,
+    ops.RemoveIndex,
+    ops.RenameIndex,
+    ops.AddConstraint,
+    ops.RemoveConstraint,
+    ops.AlterUniqueTogether,
+    ops.AlterIndexTogether,
+    ops.AlterModelTable,
+    ops.AlterModelTableComment,
+    ops.AlterModelManagers,
+    ops.AlterOrderWithRespectTo,
+)
+
+
+def _changes_models(migration: Migration) -> bool:
+    """Whether applying it may add content types or permissions (then the
+    tenant copies the template's new ones in the same transaction)."""
+    return not _neutral(migration.operations)
+
+
+def _neutral(operations: Any) -> bool:
+    for op in operations:
+        if isinstance(op, ops.SeparateDatabaseAndState):
+            if not (_neutral(op.state_operations) and _neutral(op.database_operations)):
+                return False
+        elif not isinstance(op, _MODEL_NEUTRAL):
+            return False
+    return True
 
 
 def _flat_operations(operations: Any) -> Iterator[Any]:
@@ -337,17 +390,28 @@ class FleetExecutor:
 
     # -- one tenant ------------------------------------------------------------------------
 
-    def _migrate_tenant(self, schema: str, tenant_id: int) -> tuple[int, int]:
-        """One tenant in one transaction. Returns (replayed, normal) migrations applied."""
+    def _migrate_tenant(self, schema: str, tenant_id: int, phases: dict[str, float]) -> tuple[int, int]:
+        """One tenant in one transaction. Returns (replayed, normal) migrations
+        applied; adds the time of each phase to ``phases``."""
         conn = connections["default"]
         tconn: Any = conn
         replayed = normal = 0
+        lap = _Laps(phases)
         try:
             tconn.set_schema(schema)
             with transaction.atomic(), conn.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [self.lock_timeout])
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [TENANT_LOCK_SPACE, tenant_id])
+                # One round trip: this tenant's lock_timeout; no wait for the
+                # WAL flush at commit (a server crash may forget the last few
+                # tenants' commits, whole: they are then simply not migrated,
+                # and the rerun does them); the per-tenant lock.
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true), "
+                    "pg_advisory_xact_lock(%s, %s)",
+                    [self.lock_timeout, TENANT_LOCK_SPACE, tenant_id],
+                )
+                lap("lock")
                 pending = self.plan.pending(_applied(cursor))
+                lap("check")
                 if not pending:  # another executor got here first, or only the marker lagged
                     self._mark(cursor, tenant_id)
                     return -1, 0
@@ -365,9 +429,15 @@ class FleetExecutor:
                         with self._script_lock:
                             step.script = step.script or captured
                 self._flush(cursor, batch)
+                lap("ddl")
                 _record(cursor, [step.node for step in pending])
-                _sync_catalog_rows(cursor, self.template)
+                lap("record")
+                if any(step.changes_models for step in pending):
+                    _sync_catalog_rows(cursor, self.template)
+                    lap("catalog")
                 self._mark(cursor, tenant_id)
+                lap("mark")
+            lap("commit")
         finally:
             tconn.set_schema_to_public()
         return replayed, normal
@@ -397,19 +467,20 @@ class FleetExecutor:
             self.citus = citus.is_citus()
         return self.citus
 
-    def _run_one(self, schema: str, tenant_id: int) -> tuple[str, int, int, str]:
+    def _run_one(self, schema: str, tenant_id: int) -> tuple[str, int, int, str, dict[str, float]]:
         attempts = 0
+        phases: dict[str, float] = {}
         while True:
             try:
-                replayed, normal = self._migrate_tenant(schema, tenant_id)
+                replayed, normal = self._migrate_tenant(schema, tenant_id, phases)
             except Exception as exc:  # a failed tenant does not stop the others
                 sqlstate = getattr(getattr(exc, "__cause__", None), "sqlstate", None)
                 if sqlstate in _RETRYABLE_SQLSTATES and attempts < self.retries:
                     attempts += 1
                     time.sleep(0.2 * attempts)
                     continue
-                return schema, 0, 0, f"{type(exc).__name__}: {exc}".strip()
-            return schema, replayed, normal, ""
+                return schema, 0, 0, f"{type(exc).__name__}: {exc}".strip(), phases
+            return schema, replayed, normal, "", phases
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -459,7 +530,7 @@ class FleetExecutor:
         opened_lock = threading.Lock()
         local = threading.local()
 
-        def work(schema: str) -> tuple[str, int, int, str]:
+        def work(schema: str) -> tuple[str, int, int, str, dict[str, float]]:
             if not getattr(local, "seen", False):  # this thread's connection, kept for the run
                 local.seen = True
                 conn = connections["default"]
@@ -483,8 +554,12 @@ class FleetExecutor:
                 conn.close()
                 conn.dec_thread_sharing()
 
-    def _collect(self, report: FleetReport, progress: _Progress, result: tuple[str, int, int, str]) -> None:
-        schema, replayed, normal, error = result
+    def _collect(
+        self, report: FleetReport, progress: _Progress, result: tuple[str, int, int, str, dict[str, float]]
+    ) -> None:
+        schema, replayed, normal, error, phases = result
+        for phase, seconds in phases.items():
+            report.phases[phase] = report.phases.get(phase, 0.0) + seconds
         if error:
             report.failed.append(Failure(schema, error))
             MIGRATIONS.labels(outcome="failed").inc()
@@ -501,6 +576,19 @@ class FleetExecutor:
             if self.on_tenant_done:
                 self.on_tenant_done(schema)
         progress.update(failed=bool(error))
+
+
+class _Laps:
+    """``lap("name")`` adds the time since the previous lap to ``phases["name"]``."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _template_schema() -> str:

@@ -18,6 +18,8 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection as django_connection
+from django.db import migrations, models
+from django.db.migrations.migration import Migration
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
@@ -305,3 +307,27 @@ def _advisory_locks() -> int:
         f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = {fleet.TENANT_LOCK_SPACE} "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )[0][0]
+
+
+def test_only_migrations_that_may_change_models_copy_content_types() -> None:
+    """A tenant copies the template's new content types and permissions when a
+    pending migration may add some; field and index changes cannot."""
+    plan = fleet.Plan()
+    by_node = {step.node: step for step in plan.steps}
+    assert not by_node[("accounts", "0008_audit_tenant_settings")].changes_models  # AddField + AlterField
+    assert by_node[("accounts", "0005_rate_counters")].changes_models  # CreateModel
+    assert by_node[("accounts", "0002_profiles_customers_audit_revocation")].changes_models  # RunPython, models
+
+    def migration(*operations: Any) -> Migration:
+        made = Migration("0001_x", "x")
+        made.operations = list(operations)
+        return made
+
+    field = models.IntegerField(null=True)
+    assert not fleet._changes_models(migration(migrations.AddField("thing", "n", field)))
+    assert fleet._changes_models(migration(migrations.RunSQL("SELECT 1")))
+    moved = migrations.SeparateDatabaseAndState(state_operations=[migrations.CreateModel("Moved", [])])
+    assert fleet._changes_models(migration(moved))
+    assert not fleet._changes_models(
+        migration(migrations.SeparateDatabaseAndState(database_operations=[migrations.AddField("thing", "n", field)]))
+    )

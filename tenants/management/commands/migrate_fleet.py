@@ -43,6 +43,10 @@ def print_report(command: BaseCommand, report: FleetReport, json_path: str | Non
         f"({report.current} were up to date, {len(report.failed)} failed) in {report.seconds:.1f} s; "
         f"migrations replayed {report.replayed}, run normally {report.normal}."
     )
+    done = report.migrated + len(report.failed)
+    if done and report.phases:
+        spent = ", ".join(f"{phase} {seconds / done * 1000:.1f}" for phase, seconds in report.phases.items())
+        command.stdout.write(f"Per tenant (ms): {spent}.")
     for failure in report.failed:
         command.stderr.write(f"FAILED {failure.schema}: {failure.error}")
 
