@@ -54,12 +54,16 @@ def local_schemas(cursor: Any) -> Iterator[None]:
     if not is_citus():
         yield
         return
-    cursor.execute("SELECT set_config('citus.enable_schema_based_sharding', 'off', true)")
+    cursor.execute(
+        "SELECT current_setting('citus.enable_schema_based_sharding'), "
+        "set_config('citus.enable_schema_based_sharding', 'off', true)"
+    )
+    before = cursor.fetchone()[0]
     yield
     # Not in a finally: after an error the transaction (or the savepoint the
     # caller's atomic block rolls back to) is aborted, and takes the setting
     # back with it; a statement here would only hide the error.
-    cursor.execute("SELECT set_config('citus.enable_schema_based_sharding', 'on', true)")
+    cursor.execute("SELECT set_config('citus.enable_schema_based_sharding', %s, true)", [before])
 
 
 def distribute_schema(cursor: Any, schema: str, tables_with_rows: list[str]) -> None:
@@ -87,22 +91,55 @@ class Placement:
         return {"schema": self.schema, "node": self.node, "size_bytes": self.size_bytes}
 
 
+# From Citus's metadata tables, not the citus_schemas/citus_shards views: those
+# size every shard of the cluster (citus_shard_sizes()) on each call. Schema
+# names compared as pg_namespace.nspname (regnamespace::text quotes keywords).
 _PLACEMENTS = """
-SELECT s.schema_name::text, sh.nodename || ':' || sh.nodeport, min(sh.shardid), sum(sh.shard_size)
-FROM citus_schemas s JOIN citus_shards sh ON sh.colocation_id = s.colocation_id
-WHERE s.schema_name::text = ANY(%s)
+SELECT n.nspname, node.nodename || ':' || node.nodeport, min(shard.shardid)
+FROM pg_dist_schema ds
+JOIN pg_namespace n ON n.oid = ds.schemaid
+JOIN pg_dist_partition part ON part.colocationid = ds.colocationid
+JOIN pg_dist_shard shard ON shard.logicalrelid = part.logicalrelid
+JOIN pg_dist_placement placement ON placement.shardid = shard.shardid
+JOIN pg_dist_node node ON node.groupid = placement.groupid AND node.noderole = 'primary'
+WHERE n.nspname = ANY(%s)
 GROUP BY 1, 2
 """
 
+_SIZE = """
+SELECT coalesce(sum(citus_total_relation_size(part.logicalrelid)), 0)
+FROM pg_dist_schema ds JOIN pg_dist_partition part ON part.colocationid = ds.colocationid
+WHERE ds.schemaid = %s::regnamespace
+"""
 
-def placements(schemas: list[str]) -> dict[str, Placement]:
-    """Where each schema lives. A schema Citus does not know is local."""
+
+def placements(schemas: list[str], *, sizes: bool = False) -> dict[str, Placement]:
+    """Where each schema lives (a schema Citus does not know is local); with
+    ``sizes``, each one's size too (a query to its worker per table)."""
     found = {schema: Placement(schema, None, None, None) for schema in schemas}
     with connections["default"].cursor() as cursor:
         cursor.execute(_PLACEMENTS, [schemas])
-        for schema, node, shard_id, size in cursor.fetchall():
-            found[schema] = Placement(schema, node, int(shard_id), int(size))
+        for schema, node, shard_id in cursor.fetchall():
+            size = None
+            if sizes:
+                cursor.execute(_SIZE, [sql.Identifier(schema).as_string()])
+                size = int(cursor.fetchone()[0] or 0)
+            found[schema] = Placement(schema, node, int(shard_id), size)
     return found
+
+
+def node_sizes() -> dict[str, int]:
+    """Bytes of distributed-schema shards per worker (every worker asked once)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT node.nodename || ':' || node.nodeport, coalesce(sum(sz.size), 0) "
+            "FROM pg_dist_schema ds JOIN pg_dist_partition part ON part.colocationid = ds.colocationid "
+            "JOIN pg_dist_shard shard ON shard.logicalrelid = part.logicalrelid "
+            "JOIN pg_dist_placement placement ON placement.shardid = shard.shardid "
+            "JOIN pg_dist_node node ON node.groupid = placement.groupid AND node.noderole = 'primary' "
+            "LEFT JOIN citus_shard_sizes() sz ON sz.shard_id = shard.shardid GROUP BY 1"
+        )
+        return {node: int(size) for node, size in cursor.fetchall()}
 
 
 def worker_nodes() -> list[str]:

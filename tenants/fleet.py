@@ -397,23 +397,35 @@ class FleetExecutor:
         tconn: Any = conn
         replayed = normal = 0
         lap = _Laps(phases)
+        # In the caller's transaction (a savepoint per tenant), settings made
+        # here would outlive the savepoint: they are put back after it, and
+        # the commit is the caller's, so its durability too.
+        own_transaction = not conn.in_atomic_block
+        # No wait for the WAL flush at commit, on PostgreSQL: a server crash may
+        # forget the last few tenants' commits, whole (DDL, rows and marker):
+        # they are then simply not migrated, and the rerun does them. Not on
+        # Citus: its workers commit (2PC) before the coordinator's commit is
+        # flushed, and a lost coordinator commit would leave them ahead.
+        no_flush_wait = own_transaction and not self._is_citus()
         try:
             tconn.set_schema(schema)
             with transaction.atomic(), conn.cursor() as cursor:
-                # One round trip: this tenant's lock_timeout; no wait for the
-                # WAL flush at commit (a server crash may forget the last few
-                # tenants' commits, whole: they are then simply not migrated,
-                # and the rerun does them); the per-tenant lock.
+                # One round trip: the settings (the previous lock_timeout kept)
+                # and this tenant's advisory lock.
                 cursor.execute(
-                    "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true), "
-                    "pg_advisory_xact_lock(%s, %s)",
-                    [self.lock_timeout, TENANT_LOCK_SPACE, tenant_id],
+                    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true), "
+                    "set_config('synchronous_commit', CASE WHEN %s THEN 'off' "
+                    "ELSE current_setting('synchronous_commit') END, true), pg_advisory_xact_lock(%s, %s)",
+                    [self.lock_timeout, no_flush_wait, TENANT_LOCK_SPACE, tenant_id],
                 )
+                previous_lock_timeout = cursor.fetchone()[0]
                 lap("lock")
                 pending = self.plan.pending(_applied(cursor))
                 lap("check")
                 if not pending:  # another executor got here first, or only the marker lagged
                     self._mark(cursor, tenant_id)
+                    if not own_transaction:
+                        _set_lock_timeout(cursor, previous_lock_timeout)
                     return -1, 0
                 batch: list[str] = []
                 for step in pending:
@@ -436,6 +448,8 @@ class FleetExecutor:
                     _sync_catalog_rows(cursor, self.template)
                     lap("catalog")
                 self._mark(cursor, tenant_id)
+                if not own_transaction:  # before the savepoint's release, which would keep ours
+                    _set_lock_timeout(cursor, previous_lock_timeout)
                 lap("mark")
             lap("commit")
         finally:
@@ -558,8 +572,9 @@ class FleetExecutor:
         self, report: FleetReport, progress: _Progress, result: tuple[str, int, int, str, dict[str, float]]
     ) -> None:
         schema, replayed, normal, error, phases = result
-        for phase, seconds in phases.items():
-            report.phases[phase] = report.phases.get(phase, 0.0) + seconds
+        if replayed >= 0 or error:  # not for tenants found current after all
+            for phase, seconds in phases.items():
+                report.phases[phase] = report.phases.get(phase, 0.0) + seconds
         if error:
             report.failed.append(Failure(schema, error))
             MIGRATIONS.labels(outcome="failed").inc()
@@ -576,6 +591,10 @@ class FleetExecutor:
             if self.on_tenant_done:
                 self.on_tenant_done(schema)
         progress.update(failed=bool(error))
+
+
+def _set_lock_timeout(cursor: Any, value: str) -> None:
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])
 
 
 class _Laps:

@@ -27,7 +27,7 @@ def tenant_placement(*, tenant: Tenant) -> dict[str, object]:
     """Where the tenant's schema lives: on Citus, the worker holding it."""
     if not citus.is_citus():
         return {"citus": False, "schema": tenant.schema_name, "node": None, "size_bytes": None}
-    return {"citus": True, **citus.placements([tenant.schema_name])[tenant.schema_name].as_dict()}
+    return {"citus": True, **citus.placements([tenant.schema_name], sizes=True)[tenant.schema_name].as_dict()}
 
 
 def node_summary() -> list[dict[str, object]]:
@@ -37,16 +37,15 @@ def node_summary() -> list[dict[str, object]]:
         return []
     schemas = list(Tenant.objects.filter(is_template=False).values_list("schema_name", flat=True))
     tenants = dict.fromkeys(citus.worker_nodes(), 0)
-    sizes = dict.fromkeys(tenants, 0)
     local = 0
     for placement in citus.placements(schemas).values():
         if placement.node is None:
             local += 1
             continue
         tenants[placement.node] = tenants.get(placement.node, 0) + 1
-        sizes[placement.node] = sizes.get(placement.node, 0) + (placement.size_bytes or 0)
+    sizes = citus.node_sizes()
     rows: list[dict[str, object]] = [
-        {"node": node, "tenants": tenants[node], "size_bytes": sizes[node]} for node in sorted(tenants)
+        {"node": node, "tenants": tenants[node], "size_bytes": sizes.get(node, 0)} for node in sorted(tenants)
     ]
     if local:
         rows.append({"node": None, "tenants": local, "size_bytes": None})

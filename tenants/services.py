@@ -562,6 +562,7 @@ def _drop_tenant(tenant: Tenant) -> None:
         with connection.cursor() as cursor:
             # Inside a larger transaction, deferred foreign-key checks may still
             # be pending on the tenant's tables; DROP refuses them. Run them now.
+            on_citus = citus.is_citus()  # asked before: after a failed DROP no query runs
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name)).as_string()
             try:
@@ -569,7 +570,7 @@ def _drop_tenant(tenant: Tenant) -> None:
             except OperationalError as exc:
                 # Citus: the checks pending are on a worker, where SET
                 # CONSTRAINTS does not reach (citusdata/citus #2234).
-                if getattr(exc.__cause__, "sqlstate", None) == "55006" and citus.is_citus():
+                if getattr(exc.__cause__, "sqlstate", None) == "55006" and on_citus:
                     raise TenantBusy(
                         f"'{tenant.slug}' was written to in this transaction; on Citus, purge it in a transaction "
                         "of its own.",

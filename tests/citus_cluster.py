@@ -29,18 +29,20 @@ def _conninfo(db: dict[str, Any], dbname: str, host: str | None = None, port: in
     return {key: value for key, value in info.items() if value is not None}
 
 
-def is_citus(db: dict[str, Any]) -> bool:
+def _nodes(db: dict[str, Any]) -> tuple[tuple[str, int], list[tuple[str, int]]]:
+    """The coordinator and the active workers, as the cluster itself knows them."""
     with psycopg.connect(**_conninfo(db, db["NAME"])) as conn:
-        row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").fetchone()
-    return bool(row and row[0])
-
-
-def workers(db: dict[str, Any]) -> list[tuple[str, int]]:
-    with psycopg.connect(**_conninfo(db, db["NAME"])) as conn:
+        exists = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").fetchone()
+        if not (exists and exists[0]):
+            raise RuntimeError(f"CITUS_URL: {db['NAME']} has no citus extension; it is not a Citus coordinator")
         rows = conn.execute(
-            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary' ORDER BY nodeid"
+            "SELECT groupid, nodename, nodeport FROM pg_dist_node "
+            "WHERE noderole = 'primary' AND isactive ORDER BY groupid, nodeid"
         ).fetchall()
-    return [(host, int(port)) for host, port in rows]
+    coordinator = next(((host, int(port)) for group, host, port in rows if group == 0), None)
+    if coordinator is None:
+        raise RuntimeError(f"CITUS_URL: {db['NAME']} does not know its coordinator: run citus_set_coordinator_host")
+    return coordinator, [(host, int(port)) for group, host, port in rows if group != 0]
 
 
 def _recreate(db: dict[str, Any], name: str, host: str | None, port: int | None) -> None:
@@ -52,16 +54,17 @@ def _recreate(db: dict[str, Any], name: str, host: str | None, port: int | None)
 
 
 def prepare(db: dict[str, Any], name: str) -> list[tuple[str, int]]:
-    """Create ``name`` on the coordinator and every worker of ``db``'s cluster,
-    with the extension, and register the workers. Returns the workers."""
-    nodes = workers(db)
+    """Create ``name`` afresh (``--reuse-db`` does not apply) on the coordinator
+    and every active worker of ``db``'s cluster, with the extension, and
+    register them under the addresses the cluster already uses. Returns the workers."""
+    coordinator, nodes = _nodes(db)
     if not nodes:
         raise RuntimeError(f"{db['NAME']} is a Citus coordinator without workers: add them with citus_add_node")
     for host, port in nodes:
         _recreate(db, name, host, port)
     _recreate(db, name, None, None)
     with psycopg.connect(**_conninfo(db, name)) as conn:
-        conn.execute("SELECT citus_set_coordinator_host(%s, %s)", [db.get("HOST") or "localhost", int(db["PORT"])])
+        conn.execute("SELECT citus_set_coordinator_host(%s, %s)", list(coordinator))
         for host, port in nodes:
             conn.execute("SELECT citus_add_node(%s, %s)", [host, port])
     return nodes

@@ -75,7 +75,9 @@ def django_db_setup(
     template, acme, globex and an operator."""
     verbosity = request.config.option.verbose
     db = settings.DATABASES["default"]
-    nodes = citus_cluster.prepare(db, db["TEST"]["NAME"]) if citus_cluster.is_citus(db) else None
+    # Only with CITUS_URL: Django's own set-up never connects to the configured
+    # database (CI's need not exist), and a plain run must not start to.
+    nodes = citus_cluster.prepare(db, db["TEST"]["NAME"]) if os.environ.get("CITUS_URL") else None
     with django_db_blocker.unblock():
         db_cfg = setup_databases(
             # On Citus the database exists already (made on every node above).

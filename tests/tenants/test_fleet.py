@@ -339,3 +339,22 @@ def test_only_migrations_that_may_change_models_copy_content_types() -> None:
     assert not fleet._changes_models(
         migration(migrations.SeparateDatabaseAndState(database_operations=[migrations.AddField("thing", "n", field())]))
     )
+
+
+@pytest.mark.django_db
+def test_in_the_callers_transaction_its_settings_are_left_as_they_were() -> None:
+    """Inside a caller's transaction (a savepoint per tenant) the executor's
+    lock_timeout and synchronous_commit must not outlive the tenant."""
+    provision("fl-inner")
+    with django_connection.cursor() as cursor:  # the admin's rows' deferred checks, before any ALTER
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    rewind("fl_inner", SCHEMA_ONLY)
+    with django_connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', '7s', true)")
+        report = tenants_migrate(schemas=["fl_inner"], lock_timeout="1500ms")
+        assert report.ok, report.failed
+        assert report.migrated == 1
+        cursor.execute("SELECT current_setting('lock_timeout'), current_setting('synchronous_commit')")
+        assert cursor.fetchone() == ("7s", "on")
+    assert schema_is_current("fl_inner")
