@@ -9,7 +9,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter, SearchFilter
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticatedOrReadOnly
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,12 +27,7 @@ from catalog.permissions import (
 )
 from catalog.serializers import BulkGrantSerializer, GrantSerializer, ProductSerializer
 from core.ids import parse_id
-
-
-class ProductPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+from core.pagination import Pagination
 
 
 class ProductFilter(filters.FilterSet):
@@ -55,7 +49,7 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
 
     serializer_class = ProductSerializer
     permission_classes = [IsAuthenticatedOrReadOnly, ProductModelPermissions, ProductObjectPermissions]
-    pagination_class = ProductPagination
+    pagination_class = Pagination
     filter_backends = [filters.DjangoFilterBackend, SearchFilter, OrderingFilter]
     filterset_class = ProductFilter
     search_fields = ["name", "description"]

@@ -29,6 +29,13 @@ def _flatten(detail: Any) -> Any:
     return [str(detail)]
 
 
+def invalid_input(errors: dict[str, Any]) -> str:
+    """The one ``detail`` of a validation error: every field of ``errors``
+    named, in order ("Invalid input: slug, name."); the messages are in ``errors``."""
+    fields = [field for field in errors if field != "non_field_errors"]
+    return f"Invalid input: {', '.join(fields)}." if fields else "Invalid input."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DataError):
         # Last line of defence: a value the database refuses (NUL byte, number
@@ -37,7 +44,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(error_body("Invalid input.", "invalid"), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ApplicationError):
         errors = {exc.field: [exc.message]} if exc.field else None
-        return Response(error_body(exc.message, exc.code, errors), status=exc.status_code)
+        # A 400 naming a field is a validation error like any other; a 404 or
+        # 409 keeps its own sentence ("'x' is already in use.").
+        text = invalid_input(errors) if errors and exc.status_code == status.HTTP_400_BAD_REQUEST else exc.message
+        return Response(error_body(text, exc.code, errors), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -54,9 +64,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
         errors = _flatten(detail) if isinstance(detail, dict) else {"non_field_errors": _flatten(detail)}
-        first_field = next(iter(errors))
-        summary = f"Invalid input: {first_field}." if first_field != "non_field_errors" else "Invalid input."
-        response.data = error_body(summary, "invalid", errors)
+        response.data = error_body(invalid_input(errors), "invalid", errors)
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         if isinstance(detail, dict) and "detail" in detail:  # simplejwt's InvalidToken carries messages

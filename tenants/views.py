@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework import generics, status
+from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tenants import selectors, services
+from tenants.models import Tenant
 from tenants.permissions import IsPlatformOperator
 from tenants.serializers import (
     DomainSerializer,
@@ -26,12 +29,30 @@ class PlatformView(APIView):
     permission_classes = [IsPlatformOperator]
 
 
-class TenantListCreateView(PlatformView):
-    @extend_schema(responses=TenantSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(selectors.tenant_list(), request, view=self)
-        return paginator.get_paginated_response(TenantSerializer(page, many=True).data)
+class TenantFilter(filters.FilterSet):
+    # Strict: "maybe" is a 400 naming is_active, not a silently unfiltered list.
+    is_active = filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["is_active"]
+
+
+class TenantListCreateView(PlatformView, generics.ListAPIView[Tenant]):
+    """The fleet's tenants (never the template), paginated like every list;
+    ``?search=`` in slug and name, ``?is_active=``, ``?ordering=``."""
+
+    serializer_class = TenantSerializer
+    filter_backends = [filters.DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filterset_class = TenantFilter
+    search_fields = ["slug", "name"]
+    ordering_fields = ["slug", "name", "created_at", "is_active"]
+    ordering = ["slug"]
+
+    def get_queryset(self) -> QuerySet[Tenant]:
+        return selectors.tenant_list()
 
     @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer})
     def post(self, request: Request) -> Response:

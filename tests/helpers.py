@@ -155,6 +155,11 @@ def assert_error(response: Any, status: int, *, field: str | None = None, code: 
     assert body["code"], body
     if code is not None:
         assert body["code"] == code, body
+    if status == 400 and body.get("errors"):
+        # The one rule for detail (core/handlers.py): every field of errors named.
+        fields = [name for name in body["errors"] if name != "non_field_errors"]
+        expected = f"Invalid input: {', '.join(fields)}." if fields else "Invalid input."
+        assert body["detail"] == expected, body
     if field is not None:
         assert field in body.get("errors", {}), body
         messages = body["errors"][field]

@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -168,15 +167,14 @@ def test_list_is_paginated_and_hides_the_template(operator_client: APIClient) ->
     assert acme["is_active"] is True
 
 
-def test_list_pages(operator_client: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PageNumberPagination, "page_size", 2)  # read from settings at import
+def test_list_pages_by_page_size(operator_client: APIClient) -> None:
     for slug in ("page-a", "page-b", "page-c"):
         provision(slug)
-    first = operator_client.get(URL).json()
+    first = operator_client.get(f"{URL}?page_size=2").json()
     total = Tenant.objects.filter(is_template=False).count()
     assert first["count"] == total >= 5
     assert len(first["results"]) == 2
-    assert first["next"]
+    assert "page_size=2" in first["next"]
     assert first["previous"] is None
     seen = [t["slug"] for t in first["results"]]
     page = first
@@ -184,6 +182,51 @@ def test_list_pages(operator_client: APIClient, monkeypatch: pytest.MonkeyPatch)
         page = operator_client.get(page["next"]).json()
         seen += [t["slug"] for t in page["results"]]
     assert seen == sorted(Tenant.objects.filter(is_template=False).values_list("slug", flat=True))
+    # The same rules as the tenant API's lists: capped at 200, odd sizes fall back, unknown pages 404.
+    assert len(operator_client.get(f"{URL}?page_size=500").json()["results"]) == min(total, 200)
+    for odd in ("0", "-1", "abc"):
+        response = operator_client.get(f"{URL}?page_size={odd}")
+        assert response.status_code == 200, response.content
+        assert len(response.json()["results"]) == min(total, 50)
+    assert_error(operator_client.get(f"{URL}?page=999"), 404)
+
+
+def test_list_searches_filters_and_orders(operator_client: APIClient) -> None:
+    provision("zeta-shop")
+    provision("alpha-shop")
+    Tenant.objects.filter(slug="zeta-shop").update(name="Zeta Widgets", is_active=False)
+
+    def slugs(query: str) -> list[str]:
+        response = operator_client.get(f"{URL}?{query}")
+        assert response.status_code == 200, response.content
+        return [t["slug"] for t in response.json()["results"]]
+
+    assert slugs("search=shop") == ["alpha-shop", "zeta-shop"]
+    assert slugs("search=widgets") == ["zeta-shop"]  # by name, any case
+    assert slugs("search=WIDGETS") == ["zeta-shop"]
+    assert "zeta-shop" not in slugs("is_active=true")
+    assert slugs("is_active=false") == ["zeta-shop"]
+    assert slugs("search=shop&ordering=-slug") == ["zeta-shop", "alpha-shop"]
+    by_created = slugs("search=shop&ordering=-created_at")
+    assert by_created == ["alpha-shop", "zeta-shop"]
+    # Ordering by a field not offered is ignored (slug order), as on the tenant API.
+    assert slugs("search=shop&ordering=schema_name") == ["alpha-shop", "zeta-shop"]
+    assert "tenant-template" not in slugs("search=template")
+    body = assert_error(operator_client.get(f"{URL}?is_active=maybe"), 400, field="is_active")
+    assert body["detail"] == "Invalid input: is_active."
+
+
+def test_a_validation_error_names_every_field_in_detail(operator_client: APIClient) -> None:
+    body = assert_error(operator_client.post(URL, {"slug": "acme-2", "name": ""}, format="json"), 400)
+    assert set(body["errors"]) >= {"name", "admin_email", "admin_password"}
+    assert body["detail"] == f"Invalid input: {', '.join(body['errors'])}."
+    # A service's own refusal of one field follows the same rule; its sentence is in errors.
+    body = assert_error(operator_client.delete(detail(ACME.slug) + "?purge=wrong"), 400, field="purge")
+    assert body["detail"] == "Invalid input: purge."
+    assert body["errors"]["purge"] == ["To purge, pass purge=acme."]
+    # A conflict keeps its sentence.
+    body = assert_error(operator_client.post(URL, new_tenant_payload(ACME.slug), format="json"), 409, field="slug")
+    assert "already exists" in body["detail"]
 
 
 # --- create ---------------------------------------------------------------------------------------------------
