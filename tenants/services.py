@@ -393,21 +393,21 @@ def _provision_by_migrations(spec: _NewTenant) -> Tenant:
 def _tables_with_rows(schema: str) -> list[str]:
     """The schema's tables that hold rows, in two queries."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'r'", [schema])
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relkind = 'r'",
+            [sql.Identifier(schema).as_string()],
+        )
         names = [row[0] for row in cursor.fetchall()]
         if not names:
             return []
         cursor.execute(
             " UNION ALL ".join(
-                f"SELECT {_quote_literal(name)} WHERE EXISTS (SELECT 1 FROM {sql.Identifier(schema, name).as_string()})"  # noqa: S608
+                f"SELECT {sql.Literal(name).as_string()} "  # noqa: S608
+                f"WHERE EXISTS (SELECT 1 FROM {sql.Identifier(schema, name).as_string()})"
                 for name in names
             )
         )
         return [row[0] for row in cursor.fetchall()]
-
-
-def _quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # --- lifecycle ------------------------------------------------------------------------
