@@ -94,17 +94,22 @@ class Placement:
 # From Citus's metadata tables, not the citus_schemas/citus_shards views: those
 # size every shard of the cluster (citus_shard_sizes()) on each call. Schema
 # names compared as pg_namespace.nspname (regnamespace::text quotes keywords).
-_PLACEMENTS = """
-SELECT n.nspname, node.nodename || ':' || node.nodeport, min(shard.shardid)
+# Each distributed schema's shards and the node of each (one join chain for
+# placements and node_sizes).
+_SCHEMA_SHARDS = """
 FROM pg_dist_schema ds
 JOIN pg_namespace n ON n.oid = ds.schemaid
 JOIN pg_dist_partition part ON part.colocationid = ds.colocationid
 JOIN pg_dist_shard shard ON shard.logicalrelid = part.logicalrelid
 JOIN pg_dist_placement placement ON placement.shardid = shard.shardid
 JOIN pg_dist_node node ON node.groupid = placement.groupid AND node.noderole = 'primary'
-WHERE n.nspname = ANY(%s)
-GROUP BY 1, 2
 """
+
+_PLACEMENTS = (
+    "SELECT n.nspname, node.nodename || ':' || node.nodeport, min(shard.shardid)"
+    + _SCHEMA_SHARDS
+    + "WHERE n.nspname = ANY(%s) GROUP BY 1, 2"
+)
 
 _SIZE = """
 SELECT coalesce(sum(citus_total_relation_size(part.logicalrelid)), 0)
@@ -132,12 +137,9 @@ def node_sizes() -> dict[str, int]:
     """Bytes of distributed-schema shards per worker (every worker asked once)."""
     with connections["default"].cursor() as cursor:
         cursor.execute(
-            "SELECT node.nodename || ':' || node.nodeport, coalesce(sum(sz.size), 0) "
-            "FROM pg_dist_schema ds JOIN pg_dist_partition part ON part.colocationid = ds.colocationid "
-            "JOIN pg_dist_shard shard ON shard.logicalrelid = part.logicalrelid "
-            "JOIN pg_dist_placement placement ON placement.shardid = shard.shardid "
-            "JOIN pg_dist_node node ON node.groupid = placement.groupid AND node.noderole = 'primary' "
-            "LEFT JOIN citus_shard_sizes() sz ON sz.shard_id = shard.shardid GROUP BY 1"
+            "SELECT node.nodename || ':' || node.nodeport, coalesce(sum(sz.size), 0)"
+            + _SCHEMA_SHARDS
+            + "LEFT JOIN citus_shard_sizes() sz ON sz.shard_id = shard.shardid GROUP BY 1"
         )
         return {node: int(size) for node, size in cursor.fetchall()}
 

@@ -42,7 +42,7 @@ class Command(BaseCommand):
             else:
                 for row in selectors.node_summary():
                     node = row["node"] or "local (not distributed)"
-                    size = f"{int(str(row['size_bytes'])) // 1024} KiB" if row["size_bytes"] is not None else ""
+                    size = f"{row['size_bytes'] // 1024} KiB" if isinstance(row["size_bytes"], int) else ""
                     self.stdout.write(f"{node}\t{row['tenants']} tenants\t{size}")
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
