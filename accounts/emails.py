@@ -58,6 +58,9 @@ class Site:
     scheme: str
     host: str  # host[:port]
     name: str
+    slug: str = ""
+    # The tenant's own link templates (Tenant.link_templates), by kind.
+    link_templates: dict[str, str] = field(default_factory=dict)
 
 
 def site_for(tenant: Tenant | None, links: LinkBase) -> Site:
@@ -66,19 +69,42 @@ def site_for(tenant: Tenant | None, links: LinkBase) -> Site:
     The endpoints that must not reveal whether an address is known call this
     before the lookup, whatever the address, so both paths run the same queries."""
     if tenant is None:
-        domain, name = settings.TENANT_BASE_DOMAIN, "the platform"
+        domain, name, slug, templates = settings.TENANT_BASE_DOMAIN, "the platform", "", {}
     else:
         domain = tenant.domains.filter(is_primary=True).values_list("domain", flat=True).first() or ""
-        name = tenant.name
+        name, slug, templates = tenant.name, tenant.slug, dict(tenant.link_templates or {})
     default_port = "443" if links.scheme == "https" else "80"
     host = domain if links.port in ("", default_port) else f"{domain}:{links.port}"
-    return Site(scheme=links.scheme, host=host, name=name)
+    return Site(scheme=links.scheme, host=host, name=name, slug=slug, link_templates=templates)
+
+
+# The setting holding each kind's link template (tenants.models.LINK_KINDS).
+LINK_SETTINGS = {
+    "activation": "ACCOUNT_ACTIVATION_URL",
+    "password_reset": "ACCOUNT_PASSWORD_RESET_URL",
+    "email_reset": "ACCOUNT_EMAIL_RESET_URL",
+    "invitation": "ACCOUNT_INVITATION_URL",
+}
+
+
+def link_url(site: Site, kind: str, **values: str) -> str:
+    """The emailed link of ``kind``: the tenant's own template if it set one,
+    else the deployment's. A path ("activate/{uid}/{token}", the default) is
+    served by this deployment's pages (accounts/pages.py) on the tenant's
+    primary domain; a full URL ("https://app.example.com/activate?u={uid}&t={token}")
+    points at another front end. Placeholders: {scheme}, {domain} (the primary
+    domain, with the port links use), {slug}, and the kind's {uid}/{token}."""
+    template = site.link_templates.get(kind) or str(getattr(settings, LINK_SETTINGS[kind]))
+    url = template.format(scheme=site.scheme, domain=site.host, slug=site.slug, **values)
+    if "://" in template:
+        return url
+    return f"{site.scheme}://{site.host}/{url.lstrip('/')}"
 
 
 _LINKS = {
-    "activation": ("ACCOUNT_ACTIVATION_URL", activation_tokens, "ACCOUNT_ACTIVATION_TIMEOUT"),
-    "password_reset": ("ACCOUNT_PASSWORD_RESET_URL", password_reset_tokens, "PASSWORD_RESET_TIMEOUT"),
-    "email_reset": ("ACCOUNT_EMAIL_RESET_URL", email_reset_tokens, "EMAIL_RESET_TIMEOUT"),
+    "activation": (activation_tokens, "ACCOUNT_ACTIVATION_TIMEOUT"),
+    "password_reset": (password_reset_tokens, "PASSWORD_RESET_TIMEOUT"),
+    "email_reset": (email_reset_tokens, "EMAIL_RESET_TIMEOUT"),
 }
 
 
@@ -92,13 +118,12 @@ def build(site: Site, kind: str, user: Any, *, to: str | None = None, **extra: A
         **extra,
     }
     if kind in _LINKS:
-        path_setting, generator, timeout_setting = _LINKS[kind]
+        generator, timeout_setting = _LINKS[kind]
         uid, token = encode_uid(user.pk), generator.make_token(user)
-        path = str(getattr(settings, path_setting)).format(uid=uid, token=token).lstrip("/")
         context.update(
             uid=uid,
             token=token,
-            url=f"{site.scheme}://{site.host}/{path}",
+            url=link_url(site, kind, uid=uid, token=token),
             expires_hours=max(1, int(getattr(settings, timeout_setting)) // 3600),
         )
     return Email(kind=kind, to=user.email if to is None else to, context=context)

@@ -67,10 +67,13 @@ SECRET_KEY = _secret("SECRET_KEY", env.str("SECRET_KEY", default="")) or _local_
 TENANT_BASE_DOMAIN = env.str("TENANT_BASE_DOMAIN", default="localhost").lower().strip(".")
 PORT = env.int("PORT", default=8000)
 
-# The base domain serves the platform API; each tenant lives on a subdomain.
-# Extra hosts (custom tenant domains outside the base domain) must be listed
-# here too: a tenant domain is only served if the host is also allowed.
-ALLOWED_HOSTS = [TENANT_BASE_DOMAIN, f".{TENANT_BASE_DOMAIN}", *env.list("ALLOWED_HOSTS_EXTRA", default=[])]
+# The base domain serves the platform API; each tenant lives on its domains in
+# the Domain table (subdomains of the base domain, or its own custom domains).
+# Hosts are validated by tenants.middleware.TenantMiddleware against that table
+# (cached, tenants/cache.py), before anything reads the Host header: a domain
+# added at run time is served at once, and any other host answers 404 JSON.
+# So Django's own list admits every host: the middleware is the gate.
+ALLOWED_HOSTS = ["*"]
 
 # --- Database -------------------------------------------------------------
 # Required. ``make run`` and ``make test`` set it to an embedded PostgreSQL
@@ -367,13 +370,19 @@ DJOSER = {
         "username_reset": ["rest_framework.permissions.IsAuthenticated"],
     },
 }
-# Emailed links: paths on the tenant's primary domain (a front end serves them),
+# Emailed links, always on the tenant's primary domain from the Domain table,
 # with the scheme and port users reach it on (unset: those of the request).
 PUBLIC_SCHEME = env.str("PUBLIC_SCHEME", default="")
 PUBLIC_PORT = env.str("PUBLIC_PORT", default="")
+# A path (the defaults) is served by this deployment's own pages on the tenant's
+# host (accounts/pages.py); a full URL template sends users to your own front end
+# instead: "https://app.example.com/activate?d={domain}&u={uid}&t={token}".
+# Placeholders: {scheme} {domain} {slug} {uid} {token} (invitations: {token}).
+# A tenant may override any of them (Tenant.link_templates, platform API).
 ACCOUNT_ACTIVATION_URL = env.str("ACCOUNT_ACTIVATION_URL", default="activate/{uid}/{token}")
 ACCOUNT_PASSWORD_RESET_URL = env.str("ACCOUNT_PASSWORD_RESET_URL", default="password/reset/confirm/{uid}/{token}")
 ACCOUNT_EMAIL_RESET_URL = env.str("ACCOUNT_EMAIL_RESET_URL", default="email/reset/confirm/{uid}/{token}")
+ACCOUNT_INVITATION_URL = env.str("ACCOUNT_INVITATION_URL", default="invitation/{token}")
 # Lifetimes of emailed one-time tokens, in seconds.
 ACCOUNT_ACTIVATION_TIMEOUT = env.int("ACCOUNT_ACTIVATION_TIMEOUT", default=3 * 24 * 3600)
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)

@@ -5,6 +5,10 @@
   403 JSON on every path while the tenant is suspended;
 * anything else -> 404 JSON (no fallback to public, no HTML).
 
+This is the deployment's host validation (ALLOWED_HOSTS admits every host):
+the Domain table decides, through the cache, so a domain added at run time
+is served at once, with no settings to edit and no restart.
+
 Replaces django-tenants' ``TenantMainMiddleware``, whose lookup is one
 uncached query per request.
 """
@@ -36,7 +40,7 @@ class TenantMiddleware:
             # PostgreSQL refuses NUL in text; no handler should ever see one.
             return json_error(request, 400, "NUL bytes are not allowed in the URL.", "bad_request")
         try:
-            host, _port = split_domain_port(request.get_host())  # checks ALLOWED_HOSTS
+            host, _port = split_domain_port(request.get_host())  # its syntax; which hosts: below
         except DisallowedHost:
             host = ""
         if host.startswith("www."):

@@ -7,6 +7,8 @@ from django_tenants.models import DomainMixin, TenantMixin
 # "https://" + a 253-character host + ":65535".
 ORIGIN_MAX_LENGTH = len("https://") + 253 + len(":65535")
 MAX_CORS_ORIGINS = 50
+# The emailed links a tenant may point at its own front end (Tenant.link_templates).
+LINK_KINDS = ("activation", "password_reset", "email_reset", "invitation")
 
 
 class Tenant(TenantMixin):
@@ -31,6 +33,10 @@ class Tenant(TenantMixin):
     cors_allowed_origins = ArrayField(
         models.CharField(max_length=ORIGIN_MAX_LENGTH), default=list, blank=True, size=MAX_CORS_ORIGINS
     )
+    # Where this tenant's emailed links point, by kind (LINK_KINDS), when not
+    # at this deployment's pages: "https://app.acme.com/activate/{uid}/{token}".
+    # Unset kinds follow the deployment's settings (ACCOUNT_*_URL).
+    link_templates = models.JSONField(default=dict, blank=True)
 
     # Set by the fleet executor (tenants/fleet.py) when this tenant's schema
     # failed to migrate (it stays on its previous state, and is served);

@@ -50,3 +50,16 @@ def node_summary() -> list[dict[str, object]]:
     if local:
         rows.append({"node": None, "tenants": local, "size_bytes": None})
     return rows
+
+
+def normalize_domain(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
+
+
+def tenant_domain(*, tenant: Tenant, domain: str, for_update: bool = False) -> Domain:
+    domain = normalize_domain(domain)
+    domains = Domain.objects.select_for_update() if for_update else Domain.objects
+    found = domains.filter(tenant=tenant, domain=domain).first()
+    if found is None:
+        raise NotFound(f"'{domain}' is not a domain of this tenant.", field="domain")
+    return found

@@ -90,6 +90,17 @@ class DomainSerializer(serializers.Serializer):
     is_primary = StrictBooleanField(required=False, default=False)
 
 
+class DomainUpdateSerializer(RefusesUnknownFields):
+    is_primary = StrictBooleanField()
+
+    def validate_is_primary(self, value: bool) -> bool:
+        if not value:
+            raise serializers.ValidationError(
+                "A tenant always has one primary domain: make another domain primary instead."
+            )
+        return value
+
+
 class PlacementSerializer(serializers.Serializer):
     """Where a tenant's schema lives (for the API schema; built by selectors.tenant_placement)."""
 

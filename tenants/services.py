@@ -24,15 +24,14 @@ from django.core.management import call_command
 from django.core.validators import validate_email
 from django.db import OperationalError, ProgrammingError, transaction
 from django.db.migrations.loader import MigrationLoader
-from django.http.request import validate_host
 from django.utils import timezone
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from core.errors import ApplicationError, Conflict, NotFound, duplicate_raises
+from core.errors import ApplicationError, Conflict, duplicate_raises
 from core.metrics import PROVISION_SECONDS, PROVISIONS
 from tenants import cache as tenant_cache
-from tenants import citus, cloning
+from tenants import citus, cloning, selectors
 from tenants.db import connection
 from tenants.fleet import TEMPLATE_LOCK, FleetExecutor, FleetReport
 from tenants.fleet import fingerprint as fleet_fingerprint
@@ -597,35 +596,56 @@ def tenant_move(*, tenant: Tenant, to_node: str, mode: str = "block_writes") -> 
 def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Domain:
     if not isinstance(domain, str):
         raise ApplicationError("A domain name is required.", field="domain")
-    domain = _normalize_domain(domain)
+    domain = selectors.normalize_domain(domain)
     if not DOMAIN_RE.match(domain):
         raise ApplicationError("Enter a valid domain name.", field="domain")
     if domain.startswith("www."):
         # The router serves www.<host> as <host> (tenants.middleware): a domain
         # beginning with www. could never be reached.
         raise ApplicationError("Give the domain without www.; www.<domain> is served as <domain>.", field="domain")
-    if not validate_host(domain, settings.ALLOWED_HOSTS) or domain == settings.TENANT_BASE_DOMAIN:
-        raise ApplicationError(
-            "This deployment does not serve that host: use a subdomain of "
-            f"{settings.TENANT_BASE_DOMAIN} or add it to ALLOWED_HOSTS_EXTRA.",
-            field="domain",
-        )
-    with duplicate_raises(Conflict(f"'{domain}' is already in use.", field="domain")):
+    if domain == settings.TENANT_BASE_DOMAIN:
+        raise ApplicationError(f"{domain} is the platform's own host.", field="domain")
+    if _is_address(domain):
+        raise ApplicationError("Give a domain name, not an IP address.", field="domain")
+    with duplicate_raises(Conflict(f"'{domain}' is already in use.", field="domain")), transaction.atomic():
         if is_primary:
-            Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
+            _unset_primary(tenant)
         created = Domain.objects.create(tenant=tenant, domain=domain, is_primary=is_primary)
     return created
 
 
-def _normalize_domain(domain: str) -> str:
-    return domain.strip().lower().rstrip(".")
+def domain_make_primary(*, tenant: Tenant, domain: str) -> Domain:
+    """Make ``domain`` the tenant's primary domain: emailed links are built on
+    it from now on (the old primary stays a domain of the tenant, still
+    served). One transaction; the one-primary constraint holds throughout."""
+    with transaction.atomic():
+        found = selectors.tenant_domain(tenant=tenant, domain=domain, for_update=True)
+        if not found.is_primary:
+            _unset_primary(tenant)
+            found.is_primary = True
+            found.save(update_fields=["is_primary"])
+    return found
+
+
+def _unset_primary(tenant: Tenant) -> None:
+    # Through save(), not update(): the model signals evict the cached host.
+    for old in Domain.objects.select_for_update().filter(tenant=tenant, is_primary=True):
+        old.is_primary = False
+        old.save(update_fields=["is_primary"])
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def domain_remove(*, tenant: Tenant, domain: str) -> None:
-    domain = _normalize_domain(domain)
-    found = Domain.objects.filter(tenant=tenant, domain=domain).first()
-    if found is None:
-        raise NotFound(f"'{domain}' is not a domain of this tenant.", field="domain")
+    found = selectors.tenant_domain(tenant=tenant, domain=domain)
     if found.is_primary:
-        raise ApplicationError("The primary domain cannot be removed.", field="domain")
+        raise ApplicationError(
+            "The primary domain cannot be removed; make another domain primary first.", field="domain"
+        )
     found.delete()

@@ -18,6 +18,7 @@ from tenants.models import Tenant
 from tenants.permissions import IsPlatformOperator
 from tenants.serializers import (
     DomainSerializer,
+    DomainUpdateSerializer,
     PlacementSerializer,
     TenantCreateSerializer,
     TenantSerializer,
@@ -103,6 +104,21 @@ class TenantDomainsView(PlatformView):
 
 
 class TenantDomainDetailView(PlatformView):
+    @extend_schema(responses=DomainSerializer)
+    def get(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
+        found = selectors.tenant_domain(tenant=selectors.tenant_get(slug=slug), domain=domain)
+        return Response({"domain": found.domain, "is_primary": found.is_primary})
+
+    @extend_schema(request=DomainUpdateSerializer, responses=DomainSerializer)
+    def patch(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
+        """Make this domain the tenant's primary one (``{"is_primary": true}``):
+        emails link to it from then on. A tenant always has one primary
+        domain, so the way to change it is to make another one primary."""
+        data = DomainUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        found = services.domain_make_primary(tenant=selectors.tenant_get(slug=slug), domain=domain)
+        return Response({"domain": found.domain, "is_primary": found.is_primary})
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
         services.domain_remove(tenant=selectors.tenant_get(slug=slug), domain=domain)
