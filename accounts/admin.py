@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
@@ -37,6 +38,22 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = ThrottledAdminLoginForm
+
+
+class UserByEmailOrUsername(forms.Form):
+    """guardian's "add a user" box on an object-permission page: the user's
+    email (any case) or username, whichever the admin knows."""
+
+    user = forms.CharField(
+        label="User's email or username", max_length=254, help_text="For example jane@acme.com or jane."
+    )
+
+    def clean_user(self) -> User:
+        given = self.cleaned_data["user"].strip()
+        user = User.objects.filter(email__iexact=given).first() or User.objects.filter(username=given).first()
+        if user is None:
+            raise ValidationError("No user of this tenant has that email or username.", code="does_not_exist")
+        return user
 
 
 # As the admin mounts it: staff only, login first, CSRF-protected.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import AppConfig
@@ -30,19 +32,34 @@ def check_djoser_switches(app_configs: Any = None, **kwargs: Any) -> list[checks
     ]
 
 
+def check_link_settings(
+    check_template: Callable[[str, object], str], link_settings: dict[str, str], **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The deployment's emailed-link templates (ACCOUNT_*_URL, by kind) follow
+    the rule the tenants' own templates do (tenants.services.check_link_template)."""
+    return [
+        checks.Error(f"{name}: {problem}", id="accounts.E002")
+        for kind, name in link_settings.items()
+        if (problem := check_template(kind, getattr(settings, name, "")))
+    ]
+
+
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
 
     def ready(self) -> None:
         checks.register(check_djoser_switches)
+
         # Imported here, once every app's models are loaded: the receivers
         # connect to other apps' grant tables, and the OpenAPI extension
         # registers itself on import. Neither is a circle being dodged.
         from accounts import emails, guards  # noqa: PLC0415
         from accounts.audit import receivers  # noqa: PLC0415
         from accounts.auth import openapi  # noqa: F401, PLC0415
+        from tenants.services import check_link_template  # noqa: PLC0415
 
         guards.connect()
         receivers.connect()
         emails.register_builders()  # the outbox builds the no-enumeration emails with these
+        checks.register(functools.partial(check_link_settings, check_link_template, emails.LINK_SETTINGS))

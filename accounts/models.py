@@ -190,7 +190,8 @@ class AuditEntry(models.Model):
     permissions, object grants and a user's is_staff, is_superuser and
     is_active, whatever the path (API, admin, shell), and for the tenant's
     settings its admins change (its CORS origins: subject "tenant", with the
-    old and new values in ``changes``);
+    old and new values in ``changes``), and for each step of an invitation
+    (subject "invitation", the invited email; accept's target the new user);
     ``*_repr`` keep the names readable after the subject is gone.
     """
 
@@ -213,12 +214,20 @@ class AuditEntry(models.Model):
         ACTIVATE = "user.activate"
         DEACTIVATE = "user.deactivate"
         TENANT_CORS_CHANGE = "tenant.cors_changed"
+        INVITATION_CREATE = "invitation.create"
+        INVITATION_RESEND = "invitation.resend"
+        INVITATION_REVOKE = "invitation.revoke"
+        INVITATION_ACCEPT = "invitation.accept"
+        # A platform operator had a password reset link sent to a tenant's
+        # admin (the platform API's support action): the operator is named in
+        # actor_repr ("operator:<email>"), actor is NULL (not a tenant user).
+        SUPPORT_PASSWORD_RESET = "support.password_reset"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_repr = models.CharField(max_length=254, blank=True, default="")
     action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
-    subject_type = models.CharField(max_length=16)  # "user" or "group": whose access changed
+    subject_type = models.CharField(max_length=16)  # "user", "group", "tenant", "invitation"
     subject_id = models.BigIntegerField()
     subject_repr = models.CharField(max_length=254)
     permission = models.CharField(max_length=255, blank=True, default="")  # "app_label.codename"
@@ -285,3 +294,58 @@ class TokenFamily(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} since {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Invitation(models.Model):
+    """An email address asked into this tenant, into chosen groups (and with
+    object grants, which the app owning the objects applies: accounts.
+    invitation_grants), by a tenant admin.
+
+    The link's token is never stored: ``token_hash`` is its HMAC bound to this
+    tenant (accounts.invitation_tokens), so a token copied to another
+    tenant, or a database dump, opens nothing. "Expired" is not stored: a
+    pending invitation whose ``expires_at`` has passed is expired.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REVOKED = "revoked"
+
+    EXPIRED = "expired"  # derived: pending, past expires_at
+
+    email = models.EmailField(max_length=254)
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="+")
+    # [{"model": "catalog.product", "id": 7, "permissions": ["view_product"]}]
+    object_grants = models.JSONField(default=list, blank=True)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by_repr = models.CharField(max_length=254, blank=True, default="")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    sent_count = models.PositiveIntegerField(default=0)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(status="pending"),
+                name="accounts_invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        """pending, expired, accepted or revoked."""
+        if self.status == self.Status.PENDING and self.expires_at <= timezone.now():
+            return self.EXPIRED
+        return str(self.status)

@@ -15,6 +15,8 @@ from rest_framework import permissions
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 
+from tenants.permissions import IsPlatformOperator
+
 
 def is_tenant_admin(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
@@ -40,3 +42,13 @@ class IsAdminOrReadOnly(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return request.method in permissions.SAFE_METHODS or is_tenant_admin(request.user)
+
+
+class IsPlatformSuperuser(IsPlatformOperator):
+    """A superuser operator (active staff and superuser of the public
+    schema, on the public host): manages the other operators."""
+
+    message = "Only superuser platform operators may manage operators."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return super().has_permission(request, view) and bool(request.user.is_superuser)

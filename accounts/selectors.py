@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.models import AuditEntry, Profile, User
+from accounts import invitation_tokens
+from accounts.models import AuditEntry, Invitation, Profile, User
 from core.errors import ApplicationError, NotFound
 from core.ids import parse_id
 from core.labels import label_of
@@ -85,3 +87,93 @@ def profile_of(*, user: User) -> Profile:
 
 def audit_entries() -> QuerySet[AuditEntry]:
     return AuditEntry.objects.order_by("-created_at", "-id")
+
+
+# --- platform operators (public schema) and the platform's support actions ---------------------
+
+
+def operator_list() -> QuerySet[User]:
+    """The platform operators: staff users of the public schema (the caller's
+    schema; only the public host routes this)."""
+    return User.objects.filter(is_staff=True).order_by("id")
+
+
+def operator_get(*, pk: Any) -> User:
+    """The operator with this id (from a URL): 404 if there is none."""
+    number = parse_id(str(pk))
+    user = operator_list().filter(pk=number).first() if number is not None else None
+    if user is None:
+        raise NotFound("No such operator.")
+    return user
+
+
+def tenant_admin_by_email(*, email: str) -> User:
+    """The active admin (staff user) of the current tenant schema with this
+    email, in any case: a 400 naming ``email`` if there is none (whether no
+    such user, an inactive one or one who is not an admin, alike)."""
+    user = User.objects.filter(email__iexact=email, is_active=True, is_staff=True).first()
+    if user is None:
+        raise ApplicationError("No active admin of this tenant has that email.", field="email")
+    return user
+
+
+# --- invitations ------------------------------------------------------------------------------
+
+INVALID_INVITATION = "invalid_token"
+EXPIRED_INVITATION = "invitation_expired"
+
+
+def invitations() -> QuerySet[Invitation]:
+    """Newest first, groups loaded (by name)."""
+    return Invitation.objects.prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name"))).order_by(
+        "-created_at", "-id"
+    )
+
+
+def invitations_in_state(queryset: QuerySet[Invitation], state: str) -> QuerySet[Invitation]:
+    """``state`` as the API shows it: pending, expired (pending, past its
+    expiry), accepted or revoked."""
+    now = timezone.now()
+    if state == Invitation.EXPIRED:
+        return queryset.filter(status=Invitation.Status.PENDING, expires_at__lte=now)
+    if state == Invitation.Status.PENDING:
+        return queryset.filter(status=Invitation.Status.PENDING, expires_at__gt=now)
+    return queryset.filter(status=state)
+
+
+def invitation_get(*, pk: Any) -> Invitation:
+    """The invitation with this id (from a URL): 404 if there is none."""
+    number = parse_id(str(pk))
+    invitation = invitations().filter(pk=number).first() if number is not None else None
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    return invitation
+
+
+def invitation_pending_for(*, email: str) -> Invitation | None:
+    """The pending invitation (expired or not) to this email, in any case."""
+    return Invitation.objects.filter(Q(email__iexact=email), status=Invitation.Status.PENDING).first()
+
+
+def invitation_for_token(*, token: Any, for_update: bool = False) -> Invitation:
+    """The pending, unexpired invitation of this tenant whose link carries
+    ``token`` (locked with ``for_update``, in a transaction); else a 400
+    naming ``token``: "invitation_expired" for an expired one,
+    "invalid_token" for everything else (used, revoked, resent, unknown,
+    another tenant's), so a guess learns nothing."""
+    invalid = ApplicationError(
+        "This invitation has already been used or is no longer valid.", field="token", code=INVALID_INVITATION
+    )
+    if not invitation_tokens.well_formed(token):
+        raise invalid
+    found = Invitation.objects.filter(token_hash__in=invitation_tokens.hashes_of(token))
+    invitation = (found.select_for_update() if for_update else found).first()
+    if invitation is None or invitation.status != Invitation.Status.PENDING:
+        raise invalid
+    if invitation.state == Invitation.EXPIRED:
+        raise ApplicationError(
+            "This invitation has expired: ask whoever invited you to send it again.",
+            field="token",
+            code=EXPIRED_INVITATION,
+        )
+    return invitation

@@ -9,21 +9,23 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from djoser.serializers import UserCreateSerializer as BaseUserCreateSerializer
 from djoser.serializers import UserSerializer as BaseUserSerializer
 from djoser.utils import decode_uid
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from accounts.auth.link_tokens import TenantTokenGenerator, activation_tokens, email_reset_tokens, password_reset_tokens
-from accounts.models import AuditEntry, Customer, Profile, User
+from accounts.models import AuditEntry, Customer, Invitation, Profile, User
 from accounts.permissions import is_tenant_admin
 from accounts.roles import is_superuser
-from accounts.selectors import assignable_permissions
+from accounts.selectors import assignable_permissions, invitation_for_token
 from core.labels import label_of
 from tenants.models import Tenant
-from tenants.serializers import OriginListField, RefusesUnknownFields
+from tenants.serializers import OriginListField, RefusesUnknownFields, StrictBooleanField
 
 PASSWORD_MAX = 1024  # long enough for any passphrase, short enough to bound hashing
 
@@ -128,7 +130,10 @@ class _UidAndTokenSerializer(serializers.Serializer):
             user = User.objects.get(pk=pk)
         except (User.DoesNotExist, ValueError, TypeError, OverflowError, UnicodeDecodeError):
             raise serializers.ValidationError({"uid": ["Invalid user id or user doesn't exist."]}) from None
-        if not self.token_generator.check_token(user, attrs["token"]):
+        state = self.token_generator.token_state(user, attrs["token"])
+        if state == "expired":
+            raise serializers.ValidationError({"token": [ErrorDetail("This link has expired.", code="expired")]})
+        if state != "valid":
             raise serializers.ValidationError({"token": ["Invalid or expired token."]})
         return {**attrs, "user": user}
 
@@ -151,8 +156,13 @@ class EmailSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
 
 
-class PasswordResetConfirmSerializer(_UidAndTokenSerializer):
+class PasswordResetLinkSerializer(_UidAndTokenSerializer):
+    """The link alone (the reset page checks it before asking for a password)."""
+
     token_generator = password_reset_tokens
+
+
+class PasswordResetConfirmSerializer(PasswordResetLinkSerializer):
     new_password = serializers.CharField(style={"input_type": "password"}, max_length=PASSWORD_MAX)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +201,11 @@ class SetEmailSerializer(_CurrentPasswordMixin):
         return _email_available(value, instance=self.context["request"].user)
 
 
-class EmailResetConfirmSerializer(_UidAndTokenSerializer):
+class EmailResetLinkSerializer(_UidAndTokenSerializer):
     token_generator = email_reset_tokens
+
+
+class EmailResetConfirmSerializer(EmailResetLinkSerializer):
     new_email = serializers.EmailField(max_length=254)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -385,6 +398,221 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
         return {"type": entry.target_type, "id": entry.target_id, "name": entry.target_repr}
 
 
+# --- invitations ----------------------------------------------------------------------------
+
+MAX_INVITATION_GROUPS = 100
+MAX_OBJECT_GRANTS = 100
+_GRANT_KEYS = {"model", "id", "permissions"}
+
+
+@extend_schema_field({"type": "array", "items": {"type": "integer"}})
+class GroupIdsField(_ResolvedList):
+    """Groups of this tenant by id."""
+
+    limit = MAX_INVITATION_GROUPS
+    default_error_messages = {**_ResolvedList.default_error_messages, "invalid": "Give group ids (whole numbers)."}
+
+    def parse(self, item: Any) -> int:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**31:
+            self.fail("invalid")
+        return item
+
+    def resolve(self, keys: list[Any]) -> dict[Any, Any]:
+        return Group.objects.in_bulk(keys)
+
+    def unknown(self, missing: list[str]) -> str:
+        return f"No such group: {', '.join(missing)}."
+
+
+def _grant_problem(item: Any) -> str | None:
+    """What is wrong with one object grant of an invitation's body, if anything."""
+    if not isinstance(item, dict) or set(item) != _GRANT_KEYS:
+        return 'give an object with exactly "model", "id" and "permissions".'
+    model, pk, permissions = item["model"], item["id"], item["permissions"]
+    if not isinstance(model, str) or not 0 < len(model) <= 100 or not _storable(model):
+        return '"model" must be a model label such as "catalog.product".'
+    if isinstance(pk, bool) or not isinstance(pk, int) or not 0 < pk < 2**63:
+        return '"id" must be a whole number.'
+    if not isinstance(permissions, list) or not 0 < len(permissions) <= 10:
+        return '"permissions" must be a list of 1 to 10 permission codenames.'
+    if not all(isinstance(p, str) and 0 < len(p) <= 100 and _storable(p) for p in permissions):
+        return '"permissions" must be codenames such as "view_product".'
+    return None
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "model": {"type": "string", "example": "catalog.product"},
+                "id": {"type": "integer"},
+                "permissions": {"type": "array", "items": {"type": "string", "example": "view_product"}},
+            },
+            "required": ["model", "id", "permissions"],
+        },
+    }
+)
+class ObjectGrantsField(serializers.Field):
+    """Object grants an invitation carries: their shape here; whether the
+    objects exist and the inviter may grant them, the service
+    (accounts.invitation_grants)."""
+
+    default_error_messages = {
+        "not_a_list": "Expected a list of objects with a model, an id and permissions.",
+        "too_many": f"At most {MAX_OBJECT_GRANTS} object grants.",
+    }
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            self.fail("not_a_list")
+        if len(data) > MAX_OBJECT_GRANTS:
+            self.fail("too_many")
+        for index, item in enumerate(data):
+            problem = _grant_problem(item)
+            if problem:
+                raise serializers.ValidationError(f"Item {index}: {problem}")
+        return [
+            {"model": i["model"].strip().lower(), "id": i["id"], "permissions": list(i["permissions"])} for i in data
+        ]
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class InvitationCreateSerializer(RefusesUnknownFields):
+    email = serializers.EmailField(max_length=254)
+    groups = GroupIdsField(required=False, default=list)
+    object_grants = ObjectGrantsField(required=False, default=list)
+
+    def validate_email(self, value: str) -> str:
+        return _normalized_email(value)
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    """An invitation as tenant admins see it (never its token). ``status``
+    is pending, expired, accepted or revoked."""
+
+    status = serializers.SerializerMethodField()
+    groups = serializers.SerializerMethodField()
+    object_grants = ObjectGrantsField(read_only=True)
+    invited_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = [
+            "id",
+            "email",
+            "status",
+            "groups",
+            "object_grants",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "sent_count",
+            "last_sent_at",
+            "accepted_at",
+            "accepted_user",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, invitation: Invitation) -> str:
+        return invitation.state
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
+        }
+    )
+    def get_groups(self, invitation: Invitation) -> list[dict[str, Any]]:
+        return [{"id": group.pk, "name": group.name} for group in invitation.groups.all()]
+
+    @extend_schema_field(
+        {"type": "object", "nullable": True, "properties": {"id": {"type": "integer"}, "email": {"type": "string"}}}
+    )
+    def get_invited_by(self, invitation: Invitation) -> dict[str, Any] | None:
+        if invitation.invited_by_id is None and not invitation.invited_by_repr:
+            return None
+        return {"id": invitation.invited_by_id, "email": invitation.invited_by_repr}
+
+
+class InvitationTokenSerializer(RefusesUnknownFields):
+    token = serializers.CharField(max_length=128)
+
+
+def _storable_text(value: str) -> str:
+    if not _storable(value):
+        raise serializers.ValidationError("This field contains characters that cannot be stored.")
+    return value
+
+
+class InvitationAcceptSerializer(InvitationTokenSerializer):
+    """The link's token and the new account's username, password and names.
+
+    The token is checked first (a refused one is the selector's error: a 400
+    naming ``token``, code ``invalid_token`` or ``invitation_expired``, raised
+    out of ``is_valid``), then the username and the password validators (with
+    the invited email, as registration's)."""
+
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    password = serializers.CharField(
+        style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX, trim_whitespace=False
+    )
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+
+    def validate_password(self, value: str) -> str:
+        return _storable_text(value)
+
+    def validate_first_name(self, value: str) -> str:
+        return _storable_text(value)
+
+    def validate_last_name(self, value: str) -> str:
+        return _storable_text(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        invitation = invitation_for_token(token=attrs["token"])
+        if User.objects.filter(username=attrs["username"]).exists():
+            raise serializers.ValidationError({"username": ["A user with that username already exists."]})
+        candidate = User(
+            username=attrs["username"],
+            email=invitation.email,
+            first_name=attrs["first_name"],
+            last_name=attrs["last_name"],
+        )
+        try:
+            _password_ok(attrs["password"], candidate)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"password": exc.detail}) from None
+        return attrs
+
+
+class InvitationPreviewSerializer(serializers.Serializer):
+    """What a link's owner is invited to."""
+
+    tenant = serializers.CharField()
+    email = serializers.EmailField()
+    groups = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField()
+
+
+class InvitedUserSerializer(serializers.ModelSerializer[User]):
+    """The account an accepted invitation made (log in with its email)."""
+
+    groups: serializers.SlugRelatedField[Group] = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="name"
+    )
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "username", "first_name", "last_name", "is_active", "groups"]
+        read_only_fields = fields
+
+
 # --- the tenant's own settings ---------------------------------------------------------------
 
 
@@ -408,3 +636,82 @@ class TenantSettingsUpdateSerializer(RefusesUnknownFields):
     service."""
 
     cors_allowed_origins = OriginListField(required=False)
+
+
+# --- platform operators (public host) ------------------------------------------------------------
+
+
+class OperatorSerializer(serializers.ModelSerializer[User]):
+    """An operator as the platform API shows it (never a password)."""
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "username",
+            "first_name",
+            "last_name",
+            "is_active",
+            "is_superuser",
+            "date_joined",
+            "last_login",
+        ]
+        read_only_fields = fields
+
+
+class OperatorNamesSerializer(RefusesUnknownFields):
+    """What operators change of themselves at users/me/: their names. The
+    email is their login and stays as it was made (any other field is a 400
+    naming it)."""
+
+    first_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    last_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+
+
+class OperatorCreateSerializer(RefusesUnknownFields, serializers.ModelSerializer[User]):
+    """A new operator: its creator (a superuser operator) chooses the first
+    password, checked by Django's validators against the new operator's names."""
+
+    password = serializers.CharField(
+        style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX, trim_whitespace=False
+    )
+    is_superuser = StrictBooleanField(required=False, default=False)
+
+    class Meta:
+        model = User
+        fields = ["email", "username", "first_name", "last_name", "password", "is_superuser"]
+        extra_kwargs = {"email": {"required": True, "allow_blank": False}}
+
+    def validate_email(self, value: str) -> str:
+        return _email_available(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        names = {key: attrs.get(key, "") for key in ("email", "username", "first_name", "last_name")}
+        try:
+            _password_ok(attrs["password"], User(**names))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"password": exc.detail}) from None
+        return attrs
+
+
+class OperatorUpdateSerializer(RefusesUnknownFields):
+    """What a superuser operator changes of an operator; anything else (the
+    email, the password) is a 400 naming it."""
+
+    first_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    last_name = serializers.CharField(max_length=150, allow_blank=True, required=False)
+    is_active = StrictBooleanField(required=False)
+    is_superuser = StrictBooleanField(required=False)
+
+
+class SupportPasswordResetSerializer(RefusesUnknownFields):
+    email = serializers.EmailField(max_length=254, help_text="An active admin (staff user) of the tenant.")
+
+
+class SupportPasswordResetAnswerSerializer(serializers.Serializer):
+    """What the support action answers: who was sent the link (never the link)."""
+
+    tenant = serializers.CharField(help_text="the tenant's slug")
+    email = serializers.EmailField(help_text="the admin the reset email goes to")

@@ -1,4 +1,6 @@
-"""Accounts API on tenant hosts. Views validate, call one service or selector, serialize."""
+"""Accounts API on tenant hosts, and the platform operators' own accounts on the public host (at the end).
+
+Views validate, call one service or selector, serialize."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ from typing import Any, cast
 
 from django.contrib.auth.models import Group
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest
 from django_filters import rest_framework as filters
 from djoser.views import UserViewSet as DjoserUserViewSet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -27,15 +30,28 @@ from accounts.auth.throttles import (
     ResetAccountThrottle,
     ResetIPThrottle,
 )
-from accounts.models import AuditEntry, Customer, Profile, User
-from accounts.permissions import IsAdminOrReadOnly, IsTenantAdmin, is_tenant_admin
+from accounts.models import AuditEntry, Customer, Invitation, Profile, User
+from accounts.permissions import IsAdminOrReadOnly, IsPlatformSuperuser, IsTenantAdmin, is_tenant_admin
 from accounts.serializers import (
     AuditEntrySerializer,
     CustomerMeSerializer,
     CustomerSerializer,
     GroupSerializer,
+    InvitationAcceptSerializer,
+    InvitationCreateSerializer,
+    InvitationPreviewSerializer,
+    InvitationSerializer,
+    InvitationTokenSerializer,
+    InvitedUserSerializer,
+    OperatorCreateSerializer,
+    OperatorNamesSerializer,
+    OperatorSerializer,
+    OperatorUpdateSerializer,
     PermissionSerializer,
     ProfileSerializer,
+    SetPasswordSerializer,
+    SupportPasswordResetAnswerSerializer,
+    SupportPasswordResetSerializer,
     TenantSettingsSerializer,
     TenantSettingsUpdateSerializer,
     UserPermissionsSerializer,
@@ -49,6 +65,7 @@ from mail.views import EmailFilter
 from tenants import selectors as tenant_selectors
 from tenants.db import current_tenant_id
 from tenants.models import Tenant
+from tenants.permissions import IsPlatformOperator
 
 
 def _user(request: Request) -> User:
@@ -56,12 +73,12 @@ def _user(request: Request) -> User:
     return cast(User, request.user)
 
 
-def _tenant(request: Request) -> Tenant | None:
+def tenant_of(request: HttpRequest) -> Tenant | None:
     """The tenant of the host being served (None on the public host)."""
     return getattr(request, "tenant", None)
 
 
-def _links(request: Request) -> emails.LinkBase:
+def links_of(request: HttpRequest) -> emails.LinkBase:
     """The scheme and port of emailed links (PUBLIC_* settings, else this request's)."""
     return emails.LinkBase.configured(scheme=request.scheme or "http", port=request.get_port())
 
@@ -109,7 +126,7 @@ class UserViewSet(DjoserUserViewSet):
 
     def perform_create(self, serializer: BaseSerializer[User], *args: Any, **kwargs: Any) -> None:
         serializer.instance = services.user_register(
-            tenant=_tenant(self.request), links=_links(self.request), **serializer.validated_data
+            tenant=tenant_of(self.request), links=links_of(self.request), **serializer.validated_data
         )
 
     def perform_update(self, serializer: BaseSerializer[User]) -> None:
@@ -124,7 +141,7 @@ class UserViewSet(DjoserUserViewSet):
         its arguments), answer 204."""
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        service(tenant=_tenant(request), links=_links(request), **{f: data.validated_data[f] for f in fields})
+        service(tenant=tenant_of(request), links=links_of(request), **{f: data.validated_data[f] for f in fields})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(["post"], detail=False)
@@ -291,7 +308,7 @@ class UserPermissionsView(APIView):
 class AuditFilter(filters.FilterSet):
     actor = filters.NumberFilter(field_name="actor_id")
     action = filters.MultipleChoiceFilter(choices=AuditEntry.Action.choices)
-    subject_type = filters.ChoiceFilter(choices=[("user", "user"), ("group", "group"), ("tenant", "tenant")])
+    subject_type = filters.ChoiceFilter(choices=[(kind, kind) for kind in ("user", "group", "tenant", "invitation")])
     subject_id = filters.NumberFilter()
     since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
@@ -337,6 +354,104 @@ class EmailRetryView(APIView):
         return Response(OutboxEmailSerializer(row).data)
 
 
+# --- invitations ----------------------------------------------------------------------------
+
+
+class InvitationFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(
+        choices=[(state, state) for state in ("pending", "expired", "accepted", "revoked")], method="in_state"
+    )
+    email = filters.CharFilter(field_name="email", lookup_expr="iexact")
+
+    class Meta:
+        model = Invitation
+        fields = ["status", "email"]
+
+    def in_state(self, queryset: QuerySet[Invitation], name: str, value: str) -> QuerySet[Invitation]:
+        return selectors.invitations_in_state(queryset, value)
+
+
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Invitation]):
+    """Tenant admins invite email addresses into groups (and object grants),
+    list, resend and revoke invitations. The link's token is only ever in
+    the email."""
+
+    serializer_class = InvitationSerializer
+    permission_classes = [IsTenantAdmin]
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = InvitationFilter
+    lookup_value_regex = "[0-9]{1,19}"
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        return selectors.invitations()
+
+    def get_object(self) -> Invitation:
+        invitation = selectors.invitation_get(pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, invitation)
+        return invitation
+
+    def _answer(self, invitation: Invitation, code: int = status.HTTP_200_OK) -> Response:
+        return Response(InvitationSerializer(selectors.invitation_get(pk=invitation.pk)).data, status=code)
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    def create(self, request: Request) -> Response:
+        data = InvitationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = services.invitation_create(
+            tenant=tenant_of(request), links=links_of(request), inviter=_user(request), **data.validated_data
+        )
+        return self._answer(invitation, status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str) -> Response:
+        invitation = services.invitation_resend(
+            tenant=tenant_of(request), links=links_of(request), invitation=self.get_object()
+        )
+        return self._answer(invitation)
+
+    @extend_schema(request=None, responses=InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        return self._answer(services.invitation_revoke(invitation=self.get_object()))
+
+
+class InvitationPreviewView(APIView):
+    """Anyone holding an invitation's link: what it invites to."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ResetIPThrottle]
+
+    @extend_schema(request=InvitationTokenSerializer, responses=InvitationPreviewSerializer)
+    def post(self, request: Request) -> Response:
+        data = InvitationTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invitation = selectors.invitation_for_token(token=data.validated_data["token"])
+        tenant = tenant_of(request)
+        preview = {
+            "tenant": tenant.name if tenant else "",
+            "email": invitation.email,
+            "groups": [group.name for group in invitation.groups.order_by("name")],
+            "expires_at": invitation.expires_at,
+        }
+        return Response(InvitationPreviewSerializer(preview).data)
+
+
+class InvitationAcceptView(APIView):
+    """Anyone holding an invitation's link: make the invited account (201,
+    no tokens: log in with /api/auth/jwt/create/)."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ResetIPThrottle]
+
+    @extend_schema(request=InvitationAcceptSerializer, responses={201: InvitedUserSerializer})
+    def post(self, request: Request) -> Response:
+        data = InvitationAcceptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.invitation_accept(tenant=tenant_of(request), links=links_of(request), **data.validated_data)
+        return Response(InvitedUserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
 # --- the tenant's own settings ---------------------------------------------------------------
 
 
@@ -362,7 +477,105 @@ class TenantSettingsView(APIView):
 
     def _tenant(self, request: Request) -> Tenant:
         """Read afresh, domains included (not the instance cached by host)."""
-        tenant = _tenant(request)
+        tenant = tenant_of(request)
         if tenant is None:  # only routed on tenant hosts
             raise NotFound("No tenant is served on this host.")
         return tenant_selectors.tenant_get(slug=tenant.slug)
+
+
+# --- platform operators (public host) ---------------------------------------------------------
+
+
+class OperatorMeView(APIView):
+    """The calling operator's own account: names may change; the email is the
+    login and is read-only (a superuser makes a new operator instead)."""
+
+    permission_classes = [IsPlatformOperator]
+
+    @extend_schema(responses=OperatorSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(OperatorSerializer(_user(request)).data)
+
+    @extend_schema(request=OperatorNamesSerializer, responses=OperatorSerializer)
+    def patch(self, request: Request) -> Response:
+        data = OperatorNamesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(OperatorSerializer(services.user_update(user=_user(request), **data.validated_data)).data)
+
+
+class OperatorSetPasswordView(APIView):
+    """The operator's own password, as on tenant hosts: the current one
+    (counted with the account's login attempts), the new one checked by
+    Django's validators; every token the operator holds dies with the old one."""
+
+    permission_classes = [IsPlatformOperator]
+    throttle_classes = [CurrentPasswordThrottle]
+
+    @extend_schema(request=SetPasswordSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = SetPasswordSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        services.user_set_password(
+            tenant=None, links=links_of(request), user=_user(request), new_password=data.validated_data["new_password"]
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OperatorListCreateView(ListAPIView[User]):
+    """The platform's operators, paginated (superuser operators only)."""
+
+    serializer_class = OperatorSerializer
+    permission_classes = [IsPlatformSuperuser]
+
+    def get_queryset(self) -> QuerySet[User]:
+        return selectors.operator_list()
+
+    @extend_schema(request=OperatorCreateSerializer, responses={201: OperatorSerializer})
+    def post(self, request: Request) -> Response:
+        data = OperatorCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        operator = services.operator_create(**data.validated_data)
+        return Response(OperatorSerializer(operator).data, status=status.HTTP_201_CREATED)
+
+
+class OperatorDetailView(APIView):
+    """One operator (superuser operators only). PATCH changes names,
+    ``is_active`` (false revokes its tokens) and ``is_superuser``; DELETE
+    removes the account. The platform keeps one active superuser (403)."""
+
+    permission_classes = [IsPlatformSuperuser]
+
+    @extend_schema(responses=OperatorSerializer)
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(OperatorSerializer(selectors.operator_get(pk=pk)).data)
+
+    @extend_schema(request=OperatorUpdateSerializer, responses=OperatorSerializer)
+    def patch(self, request: Request, pk: str) -> Response:
+        operator = selectors.operator_get(pk=pk)
+        data = OperatorUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(OperatorSerializer(services.operator_update(operator=operator, **data.validated_data)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: str) -> Response:
+        services.operator_delete(operator=selectors.operator_get(pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TenantSupportPasswordResetView(APIView):
+    """Support: email a tenant's admin a password reset link on the tenant's
+    primary domain (any operator). The answer names who it goes to, never the
+    link; the tenant's audit log names the operator. 400 naming ``email`` when
+    it is not an active admin of the tenant; 409 while the tenant is suspended."""
+
+    permission_classes = [IsPlatformOperator]
+
+    @extend_schema(request=SupportPasswordResetSerializer, responses={202: SupportPasswordResetAnswerSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        tenant = tenant_selectors.tenant_get(slug=slug)
+        data = SupportPasswordResetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.support_password_reset(
+            tenant=tenant, links=links_of(request), operator=_user(request), email=data.validated_data["email"]
+        )
+        return Response({"tenant": tenant.slug, "email": user.email}, status=status.HTTP_202_ACCEPTED)

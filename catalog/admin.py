@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 from guardian.admin import GuardedModelAdmin
 
+from accounts.admin import UserByEmailOrUsername
 from catalog import policy, services
 from catalog.models import Product
 
@@ -23,6 +25,9 @@ class ProductAdmin(GuardedModelAdmin):
     search_fields = ["name", "description"]
     raw_id_fields = ["owner"]
     readonly_fields = ["created_at", "updated_at", "published_at"]
+
+    def get_obj_perms_user_select_form(self, request: HttpRequest) -> type[forms.Form]:
+        return UserByEmailOrUsername
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))

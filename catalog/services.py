@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import invitation_grants
 from accounts.audit import entries
 from accounts.audit.recording import record, recorded_by_caller
 from accounts.models import User
@@ -82,6 +83,17 @@ def _existing(model: Any, ids: list[int], field: str) -> dict[int, Any]:
     return objects
 
 
+def grants_check(*, actor: User | None, codenames: Iterable[str], products: list[Product]) -> None:
+    """What ``actor`` may grant: only what it holds on every product itself
+    (accounts.roles), superusers and the system (None) excepted; else
+    RoleRefused. ``grants_change`` asks this before every grant, and so do
+    invitations carrying product grants, when made and when accepted."""
+    if actor is None or is_superuser(actor):
+        return
+    if not policy.holds_on_all(actor, [p.pk for p in products], list(codenames)):
+        raise RoleRefused("You can only grant permissions you hold on these products yourself.")
+
+
 def grants_change(
     *,
     actor: User | None,
@@ -106,9 +118,8 @@ def grants_change(
     users = _existing(User, list(dict.fromkeys(user_ids)), "users")
     groups = _existing(Group, list(dict.fromkeys(group_ids)), "groups")
     product_ids = [p.pk for p in products]
-    checked = grant and actor is not None and not is_superuser(actor)
-    if checked and not policy.holds_on_all(actor, product_ids, codenames):
-        raise RoleRefused("You can only grant permissions you hold on these products yourself.")
+    if grant:
+        grants_check(actor=actor, codenames=codenames, products=products)
     names = {p.pk: p.name for p in products}
     perm_ids = [p.pk for p in perms.values()]
     changed = 0
@@ -152,3 +163,63 @@ def grants_change(
                     )
                     changed += model.objects.filter(pk__in=[row.pk for row in doomed]).delete()[0]
     return {"changed": changed}
+
+
+# --- object grants carried by invitations (accounts.invitation_grants) ---------------------
+
+INVITATION_MODEL = "catalog.product"
+_INVITABLE = tuple(policy.CODENAMES[action] for action in policy.OBJECT_ACTIONS)
+
+
+def _invitation_codenames(values: Iterable[Any]) -> list[str]:
+    codenames = []
+    for value in values:
+        codename = str(value).removeprefix(f"{policy.APP_LABEL}.")
+        if codename not in _INVITABLE:
+            raise ApplicationError(
+                f"Unknown product permission '{value}'; use one of {', '.join(_INVITABLE)}.",
+                field=invitation_grants.FIELD,
+            )
+        codenames.append(codename)
+    return codenames
+
+
+def invitation_grants_check(actor: User | None, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Invitations' grants on products (``{"model", "id", "permissions"}``):
+    the products exist, the permissions are object permissions of products,
+    and ``actor`` may grant them (``grants_check``). Entries of one product
+    are merged; returned as stored, ordered by product id."""
+    wanted: dict[int, list[str]] = {}
+    for grant in grants:
+        held = wanted.setdefault(int(grant["id"]), [])
+        held.extend(c for c in _invitation_codenames(grant["permissions"]) if c not in held)
+    products = Product.objects.in_bulk(list(wanted))
+    missing = sorted(set(wanted) - set(products))
+    if missing:
+        raise ApplicationError(f"No such product: {', '.join(map(str, missing))}.", field=invitation_grants.FIELD)
+    alike: dict[tuple[str, ...], list[Product]] = {}  # one check per set of permissions
+    for pk, codenames in wanted.items():
+        alike.setdefault(tuple(sorted(codenames)), []).append(products[pk])
+    for codenames_, products_ in alike.items():
+        grants_check(actor=actor, codenames=codenames_, products=products_)
+    return [{"model": INVITATION_MODEL, "id": pk, "permissions": sorted(wanted[pk])} for pk in sorted(wanted)]
+
+
+def invitation_grants_apply(actor: User | None, user: User, grants: list[dict[str, Any]]) -> None:
+    """Grant the (checked) entries to ``user`` through ``grants_change``: the
+    same rule against ``actor`` and the same audit entries. A product deleted
+    since is an ApplicationError naming ``object_grants``."""
+    with transaction.atomic():
+        ids = [int(grant["id"]) for grant in grants]
+        products = {p.pk: p for p in Product.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        missing = sorted(set(ids) - set(products))
+        if missing:
+            raise ApplicationError(f"No such product: {', '.join(map(str, missing))}.", field=invitation_grants.FIELD)
+        for grant in grants:
+            grants_change(
+                actor=actor,
+                grant=True,
+                codenames=grant["permissions"],
+                products=[products[int(grant["id"])]],
+                user_ids=[user.pk],
+            )

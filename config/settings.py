@@ -99,7 +99,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 _BOTH = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
-    "django.contrib.admin",
+    "accounts.admin_site.TenantAdminConfig",  # django.contrib.admin, titled with the tenant's name
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework_simplejwt.token_blacklist",
@@ -385,6 +385,7 @@ ACCOUNT_EMAIL_RESET_URL = env.str("ACCOUNT_EMAIL_RESET_URL", default="email/rese
 ACCOUNT_INVITATION_URL = env.str("ACCOUNT_INVITATION_URL", default="invitation/{token}")
 # Lifetimes of emailed one-time tokens, in seconds.
 ACCOUNT_ACTIVATION_TIMEOUT = env.int("ACCOUNT_ACTIVATION_TIMEOUT", default=3 * 24 * 3600)
+ACCOUNT_INVITATION_TIMEOUT = env.int("ACCOUNT_INVITATION_TIMEOUT", default=7 * 24 * 3600)
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
 EMAIL_RESET_TIMEOUT = env.int("EMAIL_RESET_TIMEOUT", default=3600)
 # Apps whose model permissions tenant admins may assign through /api/groups/.

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
 from accounts.admin import throttled_password_change
-from accounts.urls import auth_urlpatterns
+from accounts.urls import auth_urlpatterns, page_urlpatterns
 from accounts.urls import urlpatterns as accounts_urlpatterns
 from config.urls_common import common_urlpatterns, jwt_urlpatterns
 
@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/auth/", include(auth_urlpatterns)),
     path("api/", include(accounts_urlpatterns)),
     path("api/", include("catalog.urls")),
+    path("", include(page_urlpatterns)),
     path("admin/password_change/", throttled_password_change, name="admin-password-change"),
     path("admin/", admin.site.urls),
 ]

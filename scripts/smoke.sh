@@ -10,11 +10,12 @@ OP_PASSWORD=${DEMO_OPERATOR_PASSWORD:-demo-Passw0rd!}
 SLUG="smoke-$(date +%s)"
 fail() { echo "SMOKE FAIL: $*" >&2; exit 1; }
 json() { $PY -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-# status METHOD URL [DATA] [TOKEN] -> prints the HTTP status, body in /tmp/smoke.body
+# status METHOD URL [DATA] [TOKEN] [HOST] -> prints the HTTP status, body in /tmp/smoke.body
 status() {
   local args=(-s -o /tmp/smoke.body -w '%{http_code}' -X "$1" "$2" -H 'Content-Type: application/json')
   [ -n "${3:-}" ] && args+=(-d "$3")
   [ -n "${4:-}" ] && args+=(-H "Authorization: Bearer $4")
+  [ -n "${5:-}" ] && args+=(-H "Host: $5")
   curl "${args[@]}"
 }
 expect() { [ "$1" = "$2" ] || fail "$3: expected $2, got $1: $(cat /tmp/smoke.body)"; echo "ok  $3 ($1)"; }
@@ -60,6 +61,68 @@ expect "$(status GET "$ACME/api/products/$SKATES/access/" "" "$JOHN")" 200 "john
 [ "$(json '["actions"]["publish"]["sources"][0]["group"]' < /tmp/smoke.body)" = "ProductManagers" ] || fail "explain names the group"
 expect "$(status DELETE "$ACME/api/products/$SKATES/" "" "$JOHN")" 403 "john_doe may not delete"
 expect "$(status POST "$ACME/api/auth/users/" "{\"username\": \"u$SLUG\", \"email\": \"u@$SLUG.test\", \"password\": \"Sm0ke-Test-Pass\"}")" 201 "registration on acme"
+
+# Emailed links. The server's console backend prints each email; MAIL_LOG is
+# where its output goes (CI: the log of `make run`).
+MAIL_LOG=${MAIL_LOG:?set MAIL_LOG to the file the server prints its emails to (make run > FILE)}
+# link PATH_PREFIX ADDRESS: the newest link starting with PATH_PREFIX in an email to ADDRESS (waits 15 s).
+link() {
+  local found=""
+  for _ in $(seq 1 150); do
+    found=$($PY - "$MAIL_LOG" "$1" "$2" <<'PY'
+import re, sys
+log, prefix, to = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(log, encoding="utf-8", errors="replace").read()
+links = [m.group(0) for block in re.split(r"\n-{20,}\n", text) if f"To: {to}" in block
+         for m in re.finditer(re.escape(prefix) + r"\S+", block)]
+print(links[-1] if links else "")
+PY
+)
+    [ -n "$found" ] && { echo "$found"; return; }
+    sleep 0.1
+  done
+  fail "no email to $2 with a link to $1 in $MAIL_LOG"
+}
+page() {  # page URL [HOST] -> HTTP status of a GET, body in /tmp/smoke.body, content type checked for 200
+  local args=(-s -o /tmp/smoke.body -w '%{http_code} %{content_type}' "$1")
+  [ -n "${2:-}" ] && args+=(-H "Host: $2")
+  curl "${args[@]}"
+}
+GLOBEX_HOST="globex.$BASE:$PORT"
+
+ACTIVATE=$(link "http://acme.$BASE:$PORT/activate/" "u@$SLUG.test")
+echo "ok  the activation email links to acme's own host"
+expect "$(page "$ACTIVATE")" "200 text/html; charset=utf-8" "activation link opens a page on acme"
+grep -q 'Activate my account' /tmp/smoke.body || fail "activation page asks for one click"
+expect "$(page "$ACTIVATE" "$GLOBEX_HOST")" "404 text/html; charset=utf-8" "activation link on globex's host"
+expect "$(status POST "$ACME/api/auth/jwt/create/" "{\"email\": \"u@$SLUG.test\", \"password\": \"Sm0ke-Test-Pass\"}")" 401 "opening the link activated nothing"
+# The click: the page's form, with its CSRF cookie and token, as a browser posts it.
+curl -s -c /tmp/smoke.jar -o /tmp/smoke.page "$ACTIVATE"
+CSRF=$(sed -n 's/.*name="csrfmiddlewaretoken" value="\([^"]*\)".*/\1/p' /tmp/smoke.page)
+[ -n "$CSRF" ] || fail "the activation page carries a CSRF token"
+expect "$(curl -s -b /tmp/smoke.jar -o /tmp/smoke.body -w '%{http_code}' -e "$ACTIVATE" -d "csrfmiddlewaretoken=$CSRF" "$ACTIVATE")" 200 "one click activates"
+grep -q 'Account activated' /tmp/smoke.body || fail "the page says the account is active"
+expect "$(status POST "$ACME/api/auth/jwt/create/" "{\"email\": \"u@$SLUG.test\", \"password\": \"Sm0ke-Test-Pass\"}")" 200 "the activated user logs in"
+expect "$(page "$ACTIVATE")" "404 text/html; charset=utf-8" "the activation link works once"
+
+ACME_ADMIN=${DEMO_ACME_ADMIN_EMAIL:-admin@acme.example.com}
+expect "$(status POST "$ACME/api/auth/users/reset_password/" "{\"email\": \"$ACME_ADMIN\"}")" 204 "password reset asked on acme"
+RESET=$(link "http://acme.$BASE:$PORT/password/reset/confirm/" "$ACME_ADMIN")
+expect "$(page "$RESET")" "200 text/html; charset=utf-8" "reset link opens a page on acme"
+grep -q 'Choose a new password' /tmp/smoke.body || fail "reset page asks for the new password"
+expect "$(page "$RESET" "$GLOBEX_HOST")" "404 text/html; charset=utf-8" "reset link on globex's host"
+
+# The support reset: an operator sends acme's admin a reset link (audited; no token in the answer).
+expect "$(status POST "http://$BASE:$PORT/api/platform/tenants/acme/support/password-reset/" "{\"email\": \"$ACME_ADMIN\"}" "$OP")" 202 "operator sends acme's admin a reset link"
+grep -q '"token"' /tmp/smoke.body && fail "the support answer carries no token"
+
+# A custom domain, served at once (no settings, no restart), asked for before it existed.
+CUSTOM="shop.$SLUG.test"
+expect "$(status GET "http://127.0.0.1:$PORT/api/health/" "" "" "$CUSTOM:$PORT")" 404 "unknown custom domain"
+expect "$(status POST "http://$BASE:$PORT/api/platform/tenants/$SLUG/domains/" "{\"domain\": \"$CUSTOM\"}" "$OP")" 201 "operator adds $CUSTOM"
+expect "$(status GET "http://127.0.0.1:$PORT/api/health/" "" "" "$CUSTOM:$PORT")" 200 "$CUSTOM serves $SLUG at once"
+[ "$(json '["tenant"]' < /tmp/smoke.body)" = "$SLUG" ] || fail "$CUSTOM is $SLUG's"
+expect "$(status PATCH "http://$BASE:$PORT/api/platform/tenants/$SLUG/domains/$CUSTOM/" '{"is_primary": true}' "$OP")" 200 "$CUSTOM made primary"
 
 expect "$(status DELETE "http://$BASE:$PORT/api/platform/tenants/$SLUG/" "" "$OP")" 204 "archive"
 expect "$(status GET "http://$SLUG.$BASE:$PORT/api/health/")" 403 "archived tenant is suspended"

@@ -56,6 +56,7 @@ class TenantSerializer(serializers.ModelSerializer[Tenant]):
             "is_active",
             "require_activation",
             "cors_allowed_origins",
+            "link_templates",  # where its emailed links point, by kind, when not at this deployment's default
             "created_at",
             "archived_at",
             "migration_error",  # why the last fleet migration failed for it ("" when none did)
@@ -83,6 +84,11 @@ class TenantUpdateSerializer(RefusesUnknownFields):
     is_active = StrictBooleanField(required=False)
     require_activation = StrictBooleanField(required=False)
     cors_allowed_origins = OriginListField(required=False)
+    link_templates = serializers.DictField(
+        child=serializers.CharField(allow_null=True, allow_blank=True, trim_whitespace=False),  # checked by the service
+        required=False,
+        help_text='{kind: template or null}: "activation", "password_reset", "email_reset", "invitation".',
+    )
 
 
 class DomainSerializer(serializers.Serializer):

@@ -10,6 +10,7 @@ import functools
 import ipaddress
 import logging
 import re
+import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from tenants import citus, cloning, selectors
 from tenants.db import connection
 from tenants.fleet import TEMPLATE_LOCK, FleetExecutor, FleetReport
 from tenants.fleet import fingerprint as fleet_fingerprint
-from tenants.models import MAX_CORS_ORIGINS, ORIGIN_MAX_LENGTH, Domain, Tenant
+from tenants.models import LINK_KINDS, MAX_CORS_ORIGINS, ORIGIN_MAX_LENGTH, Domain, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -419,12 +420,20 @@ def tenant_update(
     is_active: bool | None = None,
     require_activation: bool | None = None,
     cors_allowed_origins: Sequence[str] | None = None,
+    link_templates: dict[str, str | None] | None = None,
 ) -> Tenant:
     """Change what is given (None: leave as is). Everything is validated
     before anything is written; the save evicts the tenant's cached hosts
-    (tenants.cache), so its next request sees the change."""
+    (tenants.cache), so its next request sees the change. ``link_templates``
+    is merged into the tenant's: a kind given null (or "") goes back to the
+    deployment's template."""
     origins = normalize_origins(cors_allowed_origins) if cors_allowed_origins is not None else None
+    templates = normalize_link_templates(link_templates) if link_templates is not None else None
     fields: list[str] = []
+    if templates is not None:
+        merged = {**(tenant.link_templates or {}), **templates}
+        tenant.link_templates = {kind: value for kind, value in merged.items() if value}
+        fields.append("link_templates")
     if name is not None:
         tenant.name = _validate_name(name)
         fields.append("name")
@@ -442,6 +451,61 @@ def tenant_update(
     if fields:
         tenant.save(update_fields=fields)
     return tenant
+
+
+# --- emailed links -------------------------------------------------------------------
+
+LINK_FIELD = "link_templates"
+_LINK_TEMPLATE_MAX = 500
+_LINK_PLACEHOLDERS = frozenset({"scheme", "domain", "slug", "uid", "token"})
+
+
+def normalize_link_templates(values: object) -> dict[str, str | None]:
+    """{kind: template or None}, each template checked by ``check_link_template``."""
+    if not isinstance(values, dict):
+        raise ApplicationError(
+            'Give an object: {"activation": "https://app.example.com/a/{uid}/{token}"}.', field=LINK_FIELD
+        )
+    unknown = sorted(set(values) - set(LINK_KINDS))
+    if unknown:
+        raise ApplicationError(
+            f"Unknown link kind {unknown[0]!r}; the kinds are {', '.join(LINK_KINDS)}.", field=LINK_FIELD
+        )
+    cleaned: dict[str, str | None] = {}
+    for kind, template in values.items():
+        if template is None or template == "":
+            cleaned[kind] = None
+            continue
+        problem = check_link_template(kind, template)
+        if problem:
+            raise ApplicationError(f"{kind}: {problem}", field=LINK_FIELD)
+        cleaned[kind] = template.strip()
+    return cleaned
+
+
+def check_link_template(kind: str, template: object) -> str:
+    """What is wrong with an emailed link's template, or "" (used for the
+    tenants' templates and, by a system check, for the deployment's)."""
+    if not isinstance(template, str) or not template.strip():
+        return "a template is a non-empty string."
+    template = template.strip()
+    if len(template) > _LINK_TEMPLATE_MAX:
+        return f"at most {_LINK_TEMPLATE_MAX} characters."
+    if any(ch.isspace() or ch == "\x00" for ch in template):
+        return "a link has no spaces or control characters."
+    try:
+        names = {name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None}
+    except ValueError:
+        return "unbalanced { or }."
+    needed = {"token"} if kind == "invitation" else {"uid", "token"}
+    if not needed <= names:
+        return f"it must contain {' and '.join('{' + n + '}' for n in sorted(needed, reverse=True))}."
+    allowed = _LINK_PLACEHOLDERS - ({"uid"} if kind == "invitation" else set())
+    if names - allowed:
+        return f"unknown placeholder {{{sorted(names - allowed)[0]}}}; use {', '.join(sorted(allowed))}."
+    if "://" in template and not template.lower().startswith(("https://", "http://", "{scheme}://")):
+        return "a full link starts with https://, http:// or {scheme}://."
+    return ""
 
 
 # --- CORS origins ---------------------------------------------------------------------
@@ -597,16 +661,17 @@ def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Doma
     if not isinstance(domain, str):
         raise ApplicationError("A domain name is required.", field="domain")
     domain = selectors.normalize_domain(domain)
-    if not DOMAIN_RE.match(domain):
-        raise ApplicationError("Enter a valid domain name.", field="domain")
+    labels = domain.split(".")
+    # A name with a dot whose last label is not a number (RFC 3696, 2): "5" or
+    # "shop" alone cannot be a customer's host, "10.1.2.3" is an address.
+    if not DOMAIN_RE.fullmatch(domain) or len(labels) < 2 or labels[-1].isdigit():
+        raise ApplicationError("Enter a valid domain name, such as shop.example.com.", field="domain")
     if domain.startswith("www."):
         # The router serves www.<host> as <host> (tenants.middleware): a domain
         # beginning with www. could never be reached.
         raise ApplicationError("Give the domain without www.; www.<domain> is served as <domain>.", field="domain")
     if domain == settings.TENANT_BASE_DOMAIN:
         raise ApplicationError(f"{domain} is the platform's own host.", field="domain")
-    if _is_address(domain):
-        raise ApplicationError("Give a domain name, not an IP address.", field="domain")
     with duplicate_raises(Conflict(f"'{domain}' is already in use.", field="domain")), transaction.atomic():
         if is_primary:
             _unset_primary(tenant)
@@ -632,14 +697,6 @@ def _unset_primary(tenant: Tenant) -> None:
     for old in Domain.objects.select_for_update().filter(tenant=tenant, is_primary=True):
         old.is_primary = False
         old.save(update_fields=["is_primary"])
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def domain_remove(*, tenant: Tenant, domain: str) -> None:

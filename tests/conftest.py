@@ -33,6 +33,9 @@ from tenants.services import template_ensure, tenant_provision, tenant_purge
 from tests import citus_cluster
 from tests.helpers import ACME, GLOBEX, OPERATOR_EMAIL, PASSWORD, PLATFORM, admin_client
 
+# The browser tests' server and Chromium (tests/browser.py).
+pytest_plugins = ["tests.browser"]
+
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if os.environ.get("CITUS_URL"):

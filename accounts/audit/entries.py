@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.models import Group, Permission
 from guardian.models import UserObjectPermissionBase
 
-from accounts.models import AuditEntry, User
+from accounts.models import AuditEntry, Invitation, User
 from core.labels import label_of, permission_label
 from tenants.models import Tenant
 
@@ -97,4 +97,70 @@ def tenant_cors_changed(tenant: Tenant, *, old: list[str], new: list[str]) -> Au
         subject_id=tenant.pk,
         subject_repr=tenant.slug,
         changes={"old": list(old), "new": list(new)},
+    )
+
+
+def support_password_reset(user: User) -> AuditEntry:
+    """In the tenant's schema: a platform operator had a password reset link
+    sent to ``user`` (the operator is named when recorded,
+    ``recording.record_as_operator``)."""
+    return AuditEntry(action=Action.SUPPORT_PASSWORD_RESET, **_subject(user))
+
+
+def tenant_support_password_reset(tenant: Tenant, user: User) -> AuditEntry:
+    """In the public schema: the same action, seen from the platform (subject
+    the tenant, target its user; the actor is the operator, a public user)."""
+    return AuditEntry(
+        action=Action.SUPPORT_PASSWORD_RESET,
+        subject_type="tenant",
+        subject_id=tenant.pk,
+        subject_repr=tenant.slug,
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.email,
+    )
+
+
+# --- invitations: subject "invitation", the invited email -------------------------------
+
+
+def _invitation(invitation: Invitation) -> dict[str, Any]:
+    return {"subject_type": "invitation", "subject_id": invitation.pk, "subject_repr": invitation.email}
+
+
+def invitation_created(invitation: Invitation, *, groups: list[Group]) -> AuditEntry:
+    """What the invitation offers is in ``changes``: the groups (by id and
+    name) and the object grants."""
+    return AuditEntry(
+        action=Action.INVITATION_CREATE,
+        **_invitation(invitation),
+        changes={
+            "groups": [{"id": g.pk, "name": g.name} for g in groups],
+            "object_grants": list(invitation.object_grants or []),
+            "expires_at": invitation.expires_at.isoformat(),
+        },
+    )
+
+
+def invitation_resent(invitation: Invitation) -> AuditEntry:
+    """A new link (the old one dies) and a new expiry."""
+    return AuditEntry(
+        action=Action.INVITATION_RESEND,
+        **_invitation(invitation),
+        changes={"expires_at": invitation.expires_at.isoformat(), "sent_count": invitation.sent_count},
+    )
+
+
+def invitation_revoked(invitation: Invitation) -> AuditEntry:
+    return AuditEntry(action=Action.INVITATION_REVOKE, **_invitation(invitation))
+
+
+def invitation_accepted(invitation: Invitation, user: User) -> AuditEntry:
+    """The target is the account the acceptance made."""
+    return AuditEntry(
+        action=Action.INVITATION_ACCEPT,
+        **_invitation(invitation),
+        target_type="user",
+        target_id=user.pk,
+        target_repr=user.email,
     )

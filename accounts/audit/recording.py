@@ -73,3 +73,21 @@ def record(entries: Iterable[AuditEntry]) -> None:
         row.actor_repr = actor.email if actor else ""
     if rows:
         AuditEntry.objects.bulk_create(rows)
+
+
+def operator_repr(operator: User) -> str:
+    """How a platform operator is named in a tenant's audit log."""
+    return f"operator:{operator.email}"
+
+
+def record_as_operator(entries: Iterable[AuditEntry], *, operator: User) -> None:
+    """Write the entries in the current (tenant) schema for what a platform
+    operator did there: ``actor`` points at this schema's users, and an
+    operator is none of them (ids collide across schemas), so the actor is
+    NULL and the operator is named in ``actor_repr`` only."""
+    rows = list(entries)
+    for row in rows:
+        row.actor = None
+        row.actor_repr = operator_repr(operator)
+    if rows:
+        AuditEntry.objects.bulk_create(rows)

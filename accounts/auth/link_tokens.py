@@ -31,20 +31,25 @@ class TenantTokenGenerator(PasswordResetTokenGenerator):
         return f"{tenant}|{user.pk}|{timestamp}|{self._state(user)}"
 
     def check_token(self, user: Any, token: Any) -> bool:
+        return self.token_state(user, token) == "valid"
+
+    def token_state(self, user: Any, token: Any) -> str:
+        """ "valid"; "expired" (it was this user's, unused, but is too old); or
+        "invalid" (used, never issued, for another purpose or tenant)."""
         if not (user and isinstance(token, str) and token):
-            return False
+            return "invalid"
         try:
             ts_b36, _hash = token.split("-")
             ts = base36_to_int(ts_b36)
         except ValueError:
-            return False
+            return "invalid"
         if not any(
             constant_time_compare(self._make_token_with_timestamp(user, ts, secret), token)
             for secret in [self.secret, *self.secret_fallbacks]
         ):
-            return False
+            return "invalid"
         age = self._num_seconds(self._now()) - ts
-        return 0 <= age <= int(getattr(settings, self.timeout_setting))
+        return "valid" if 0 <= age <= int(getattr(settings, self.timeout_setting)) else "expired"
 
 
 class ActivationTokenGenerator(TenantTokenGenerator):

@@ -3,87 +3,32 @@ admin, grants an object permission through guardian's "Object permissions"
 page, and the API then shows the grant (the grantee's product list and the
 audit log).
 
-The server is a real threaded WSGI server in this process, bound to
-127.0.0.1, serving the test database with committed data (pytest-django's
-``live_server`` would flush the session's tenants). Everything the test
+The server and the browser are tests/browser.py's. Everything the test
 commits is deleted afterwards.
-
-Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs
-them); skipped with a reason when they are missing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.sessions.models import Session
-from django.contrib.staticfiles.handlers import StaticFilesHandler
-from django.core.servers.basehttp import ThreadedWSGIServer
-from django.core.wsgi import get_wsgi_application
 from django.db import models
-from django.test.testcases import QuietWSGIRequestHandler
 from django_tenants.utils import schema_context
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from accounts.models import AuditEntry, User
 from catalog.models import Product, ProductUserObjectPermission
+from tests.browser import Server, needs_chromium, screenshot_on_failure, wait_for
 from tests.helpers import ACME, AUDIT, PASSWORD, PRODUCTS, admin_client, api_client, list_ids, make_product, make_user
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-
-pytestmark = pytest.mark.skipif(
-    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-    reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); .ci/run installs them",
-)
-
-WAIT_SECONDS = 20
-
-
-# --- the server -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Server:
-    port: int
-
-    def url(self, host: str, path: str = "/") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-
-@pytest.fixture
-def server(committed: Callable[[str], None]) -> Iterator[Server]:
-    """A threaded WSGI server on a free loopback port, running the project's
-    WSGI application (tenant middleware included) behind Django's static files
-    handler, so that the admin's CSS and JavaScript load without collectstatic.
-    Each request thread opens its own connection to the test database and
-    closes it when the request is done; it sees only committed rows."""
-    httpd = ThreadedWSGIServer(("127.0.0.1", 0), QuietWSGIRequestHandler, allow_reuse_address=False)
-    httpd.set_app(StaticFilesHandler(get_wsgi_application()))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield Server(port=httpd.server_address[1])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+pytestmark = needs_chromium
 
 
 # --- committed data and its cleanup -------------------------------------------------------------
@@ -131,70 +76,12 @@ def scene(committed: Callable[[str], None]) -> Iterator[Scene]:
             assert not ProductUserObjectPermission.objects.filter(user_id=grantee.pk).exists()
 
 
-# --- the browser ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Headless Debian Chromium through Debian's ChromeDriver; Selenium Manager
-    is told to stay offline and is never needed (both paths are given)."""
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    profile = tempfile.mkdtemp(prefix="chromium-admin-test-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1024",
-        f"--user-data-dir={profile}",
-        # *.localhost is loopback in Chromium anyway; pin it to the IPv4
-        # address the server listens on.
-        "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def screenshot_on_failure(driver: Any, name: str) -> Iterator[None]:
-    """On any failure inside the block: a screenshot and the page source in
-    /tmp, named in the output, before the error goes on."""
-    try:
-        yield
-    except BaseException:
-        path = Path(tempfile.gettempdir()) / f"admin-browser-{name}.png"
-        try:
-            driver.save_screenshot(str(path))
-            path.with_suffix(".html").write_text(driver.page_source)
-            print(f"screenshot: {path} (page source beside it); url: {driver.current_url}")
-        except Exception as exc:  # the browser may be gone
-            print(f"no screenshot: {exc!r}")
-        raise
-
-
 # --- the test ---------------------------------------------------------------------------------
 
 
 def _wait_for(driver: Any, css: str) -> None:
-    """Wait until the page shows ``css``, or is one of the project's JSON
-    error bodies (no HTML: Chromium shows it in a ``pre``), and fail on the
-    latter with what the server said."""
-    WebDriverWait(driver, WAIT_SECONDS).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"{css}, body > pre")))
-    errors = driver.find_elements(By.CSS_SELECTOR, "body > pre")
-    assert not errors, f"{driver.current_url}: {errors[0].text[:500]}"
+    """``wait_for``, and the page must be the admin's."""
+    wait_for(driver, css)
     assert driver.find_elements(By.ID, "site-name"), f"not an admin page: {driver.current_url}"
 
 
@@ -232,6 +119,8 @@ def _grant_through_admin(server: Server, scene: Scene, browser: Any) -> None:
     browser.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
     _wait_for(browser, "#user-tools")
     assert browser.current_url == server.url(ACME.host, "/admin/")
+    assert browser.find_element(By.ID, "site-name").text == "Acme administration"  # the tenant's name
+    assert browser.title.endswith("Acme admin")
 
     # Users and groups are there too (and their pages work on the tenant host).
     for path, css in (
@@ -252,10 +141,11 @@ def _grant_through_admin(server: Server, scene: Scene, browser: Any) -> None:
     assert permissions_link.text.casefold() == "object permissions"  # upper case by the admin's CSS
     permissions_link.click()
 
-    # Guardian's user form: the user's identification (USERNAME_FIELD, email).
+    # Guardian's user form: the user's email or username.
     _wait_for(browser, "input[name=user]")
     assert browser.current_url == server.url(ACME.host, f"/admin/catalog/product/{product.pk}/permissions/")
-    browser.find_element(By.CSS_SELECTOR, "input[name=user]").send_keys(grantee.email)
+    # The box takes a username as well as an email (accounts.admin.UserByEmailOrUsername).
+    browser.find_element(By.CSS_SELECTOR, "input[name=user]").send_keys(grantee.username)
     browser.find_element(By.CSS_SELECTOR, "input[name=submit_manage_user]").click()
 
     # The user's permissions for this product: tick view_product, save.

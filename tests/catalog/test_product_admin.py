@@ -9,7 +9,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from catalog.models import Product
-from tests.helpers import ACME, admin_site_login, csrf_token, make_product, make_user
+from tests.helpers import ACME, GLOBEX, admin_site_login, csrf_token, make_product, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -42,3 +42,39 @@ def test_admin_publishing_follows_the_rule() -> None:
         product.refresh_from_db()
     assert product.is_published
     assert product.published_at is not None  # through the service, stamped
+
+
+def test_admin_header_and_title_name_the_tenant() -> None:
+    page = admin_site_login(ACME, ACME.admin_email).get("/admin/").content.decode()
+    assert '<a href="/admin/">Acme administration</a>' in page
+    assert "<title>Site administration | Acme admin</title>" in page
+    login_page = Client(HTTP_HOST=GLOBEX.host).get("/admin/login/").content.decode()
+    assert "Globex administration" in login_page
+    assert "Acme" not in login_page
+
+
+@pytest.mark.parametrize("who", ["email", "EMAIL", "username"])
+def test_guardian_object_permission_page_takes_an_email_or_a_username(who: str) -> None:
+    grantee = make_user(prefix="guarded")
+    product = make_product()
+    identification = {"email": grantee.email, "EMAIL": grantee.email.upper(), "username": grantee.username}[who]
+    admin = admin_site_login(ACME, ACME.admin_email)
+    url = f"/admin/catalog/product/{product.pk}/permissions/"
+    token = csrf_token(admin.get(url))
+    response = admin.post(url, {"csrfmiddlewaretoken": token, "user": identification, "submit_manage_user": "1"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response["Location"].endswith(f"/permissions/user-manage/{grantee.pk}/")
+
+
+def test_guardian_object_permission_page_names_an_unknown_user() -> None:
+    product = make_product()
+    admin = admin_site_login(ACME, ACME.admin_email)
+    url = f"/admin/catalog/product/{product.pk}/permissions/"
+    token = csrf_token(admin.get(url))
+    response = admin.post(url, {"csrfmiddlewaretoken": token, "user": "nobody@acme.test", "submit_manage_user": "1"})
+    assert response.status_code == 200
+    assert "No user of this tenant has that email or username." in response.content.decode()
+    with schema_context(GLOBEX.schema):  # another tenant's user is nobody here
+        other = make_user(GLOBEX, prefix="elsewhere")
+    response = admin.post(url, {"csrfmiddlewaretoken": token, "user": other.username, "submit_manage_user": "1"})
+    assert "No user of this tenant has that email or username." in response.content.decode()

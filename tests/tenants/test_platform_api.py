@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from accounts import emails
 from accounts.models import User
 from tenants import citus
 from tenants.db import connection
@@ -252,6 +254,7 @@ def test_create_serves_the_new_host_and_its_admin(operator_client: APIClient) ->
         "is_active": True,
         "require_activation": False,
         "cors_allowed_origins": [],
+        "link_templates": {},
         "archived_at": None,
         "migration_error": "",
         "migration_failed_at": None,
@@ -618,15 +621,16 @@ def test_duplicate_domain_is_409(operator_client: APIClient, taken: str) -> None
 @pytest.mark.parametrize(
     "domain",
     [
-        "example.com",
         BASE,  # the public host itself
-        f"evil{BASE}",  # not a subdomain, just a suffix
         f"-bad.{BASE}",
         f"bad_.{BASE}",
         f"sp ace.{BASE}",
         "",
         "x" * 64 + f".{BASE}",
-        f"{BASE}.evil.com",
+        "127.0.0.1",  # an address: the probes' liveness answers there
+        "10.1.2.3",
+        f"evil{BASE}",  # one label: no customer's host
+        "shop",
     ],
 )
 def test_bad_domain_is_400(operator_client: APIClient, domain: str) -> None:
@@ -648,6 +652,18 @@ def test_domain_payload_types(operator_client: APIClient, payload: dict[str, Any
     before = Domain.objects.count()
     assert_error(operator_client.post(domains_url(ACME.slug), payload, format="json"), 400, field=field)
     assert Domain.objects.count() == before
+
+
+@pytest.mark.parametrize("custom", ["shop.acme-corp.test", "example.com", f"{BASE}.evil.com"])
+def test_a_custom_domain_is_served_at_once_without_settings(operator_client: APIClient, custom: str) -> None:
+    """Any host in the Domain table is served; no ALLOWED_HOSTS to edit, no
+    restart. The host was asked for first, so its 404 was cached."""
+    assert_error(api_client(custom).get("/api/health/"), 404, code="unknown_host")
+    response = operator_client.post(domains_url(ACME.slug), {"domain": custom}, format="json")
+    assert response.status_code == 201, response.content
+    assert api_client(custom).get("/api/health/").json() == {"status": "ok", "schema": "acme", "tenant": "acme"}
+    jwt_login(custom, ACME.admin_email)
+    assert_error(api_client(f"other.{custom}").get("/api/health/"), 404, code="unknown_host")
 
 
 def test_removing_the_primary_domain_is_400(operator_client: APIClient) -> None:
@@ -720,3 +736,119 @@ def test_tenant_nodes_refuses_plain_postgresql() -> None:
         pytest.skip("on Citus: tests/tenants/test_citus.py covers tenant_nodes")
     with pytest.raises(CommandError, match="not a Citus coordinator"):
         call_command("tenant_nodes", stdout=io.StringIO())
+
+
+def test_patch_makes_another_domain_primary_and_emails_follow(operator_client: APIClient) -> None:
+    provision("rehomed")
+    old, new = f"rehomed.{BASE}", "shop.rehomed.test"
+    assert operator_client.post(domains_url("rehomed"), {"domain": new}, format="json").status_code == 201
+
+    response = operator_client.patch(f"{domains_url('rehomed')}{new}/", {"is_primary": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"domain": new, "is_primary": True}
+    assert operator_client.get(domains_url("rehomed")).json() == [
+        {"domain": new, "is_primary": True},
+        {"domain": old, "is_primary": False},
+    ]
+    assert operator_client.get(f"{domains_url('rehomed')}{old}/").json() == {"domain": old, "is_primary": False}
+    # Both hosts serve; the emails link to the new primary only.
+    for host in (old, new):
+        assert api_client(host).get("/api/health/").json()["tenant"] == "rehomed"
+    with schema_context("rehomed"):
+        site = emails.site_for(Tenant.objects.get(slug="rehomed"), emails.LinkBase(scheme="https", port=""))
+    assert site.host == new
+    # Again: nothing changes, still one primary.
+    assert operator_client.patch(f"{domains_url('rehomed')}{new}/", {"is_primary": True}, format="json").json() == {
+        "domain": new,
+        "is_primary": True,
+    }
+    assert Domain.objects.filter(tenant__slug="rehomed", is_primary=True).count() == 1
+    # The old primary may go now; the new one may not.
+    assert operator_client.delete(f"{domains_url('rehomed')}{old}/").status_code == 204
+    assert_error(operator_client.delete(f"{domains_url('rehomed')}{new}/"), 400, field="domain")
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"is_primary": False}, "is_primary"),  # a tenant always has one: make another primary
+        ({}, "is_primary"),
+        ({"is_primary": "yes"}, "is_primary"),
+        ({"is_primary": True, "domain": "x.test"}, "domain"),  # a domain is not renamed
+    ],
+)
+def test_patch_domain_refuses_what_it_cannot_do(
+    operator_client: APIClient, payload: dict[str, Any], field: str
+) -> None:
+    before = list(Domain.objects.order_by("pk").values_list("domain", "is_primary"))
+    response = operator_client.patch(f"{domains_url(ACME.slug)}{ACME.host}/", payload, format="json")
+    assert_error(response, 400, field=field)
+    assert list(Domain.objects.order_by("pk").values_list("domain", "is_primary")) == before
+
+
+def test_patch_another_tenants_domain_is_404(operator_client: APIClient) -> None:
+    response = operator_client.patch(f"{domains_url(ACME.slug)}{GLOBEX.host}/", {"is_primary": True}, format="json")
+    assert_error(response, 404, field="domain")
+    assert Domain.objects.get(domain=GLOBEX.host).is_primary
+    assert Domain.objects.get(domain=ACME.host).is_primary
+    assert_error(operator_client.get(f"{domains_url(ACME.slug)}nope.test/"), 404, field="domain")
+
+
+def test_patch_domain_is_for_operators_only(db: None) -> None:
+    response = admin_client(ACME).patch(f"{domains_url(ACME.slug)}{ACME.host}/", {"is_primary": True}, format="json")
+    assert response.status_code in (401, 404), response.content
+    anonymous = api_client(BASE).patch(f"{domains_url(ACME.slug)}{ACME.host}/", {"is_primary": True}, format="json")
+    assert anonymous.status_code == 401
+
+
+# --- where a tenant's emailed links point ---------------------------------------------------------------------
+
+
+def test_operators_point_a_tenants_links_at_its_own_front_end(operator_client: APIClient) -> None:
+    provision("spa")
+    templates = {
+        "activation": "https://app.spa.test/activate/{uid}/{token}",
+        "invitation": "{scheme}://{domain}/join?t={token}",
+    }
+    response = operator_client.patch(detail("spa"), {"link_templates": templates}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["link_templates"] == templates
+    # Merged: one kind back to the deployment's default, another added.
+    response = operator_client.patch(
+        detail("spa"),
+        {"link_templates": {"activation": None, "password_reset": "https://id.spa.test/r/{uid}/{token}"}},
+        format="json",
+    )
+    assert response.json()["link_templates"] == {
+        "invitation": "{scheme}://{domain}/join?t={token}",
+        "password_reset": "https://id.spa.test/r/{uid}/{token}",
+    }
+    assert Tenant.objects.get(slug="spa").link_templates == response.json()["link_templates"]
+
+
+@pytest.mark.parametrize(
+    "templates",
+    [
+        {"welcome": "https://x.test/{uid}/{token}"},  # no such kind
+        {"activation": "https://x.test/{token}"},  # no {uid}
+        {"invitation": "https://x.test/{uid}/{token}"},  # an invitation has no uid
+        {"activation": "https://x.test/{uid}/{token}/{password}"},
+        {"activation": "https://x.test/{uid}/{token"},
+        {"activation": "javascript://x.test/{uid}/{token}"},
+        {"activation": "https://x.test/{uid}/{token} extra"},
+        {"activation": "https://x.test/" + "a" * 500 + "{uid}/{token}"},
+        ["https://x.test/{uid}/{token}"],
+        "https://x.test/{uid}/{token}",
+    ],
+)
+def test_bad_link_templates_are_400(operator_client: APIClient, templates: Any) -> None:
+    before = Tenant.objects.get(slug=ACME.slug).link_templates
+    response = operator_client.patch(detail(ACME.slug), {"link_templates": templates}, format="json")
+    assert_error(response, 400, field="link_templates")
+    assert Tenant.objects.get(slug=ACME.slug).link_templates == before
+
+
+def test_a_bad_deployment_link_template_fails_the_system_check(settings: Any) -> None:
+    settings.ACCOUNT_PASSWORD_RESET_URL = "https://app.example.com/reset/{token}"
+    errors = [m for m in checks.run_checks() if m.id == "accounts.E002"]
+    assert [m.msg for m in errors] == ["ACCOUNT_PASSWORD_RESET_URL: it must contain {uid} and {token}."]
