@@ -112,6 +112,23 @@ expect "$(page "$RESET")" "200 text/html; charset=utf-8" "reset link opens a pag
 grep -q 'Choose a new password' /tmp/smoke.body || fail "reset page asks for the new password"
 expect "$(page "$RESET" "$GLOBEX_HOST")" "404 text/html; charset=utf-8" "reset link on globex's host"
 
+# An invitation: acme's admin invites an address into ProductManagers; the
+# invitee opens the emailed link (a page on acme's host), accepts, logs in.
+ADMIN=$(curl -sf "$ACME/api/auth/jwt/create/" -H 'Content-Type: application/json' \
+  -d "{\"email\": \"$ACME_ADMIN\", \"password\": \"${DEMO_ADMIN_PASSWORD:-demo-Passw0rd!}\"}" | json '["access"]') || fail "acme admin login"
+expect "$(status GET "$ACME/api/groups/" "" "$ADMIN")" 200 "acme's groups"
+GROUP=$($PY -c "import json,sys; print(next(g['id'] for g in json.load(sys.stdin)['results'] if g['name'] == 'ProductManagers'))" < /tmp/smoke.body)
+INVITEE="invitee-$SLUG@acme.test"
+expect "$(status POST "$ACME/api/invitations/" "{\"email\": \"$INVITEE\", \"groups\": [$GROUP]}" "$ADMIN")" 201 "acme's admin invites $INVITEE"
+INVITATION=$(link "http://acme.$BASE:$PORT/invitation/" "$INVITEE")
+expect "$(page "$INVITATION")" "200 text/html; charset=utf-8" "the invitation link opens a page on acme"
+expect "$(page "$INVITATION" "$GLOBEX_HOST")" "404 text/html; charset=utf-8" "the invitation link on globex's host"
+INVITE_TOKEN=${INVITATION##*/}
+expect "$(status POST "$ACME/api/auth/invitations/accept/" "{\"token\": \"$INVITE_TOKEN\", \"username\": \"inv$SLUG\", \"password\": \"Sm0ke-Test-Pass\"}")" 201 "the invitee accepts"
+[ "$(json '["groups"][0]' < /tmp/smoke.body)" = "ProductManagers" ] || fail "the invitee is in ProductManagers"
+expect "$(status POST "$ACME/api/auth/jwt/create/" "{\"email\": \"$INVITEE\", \"password\": \"Sm0ke-Test-Pass\"}")" 200 "the invitee logs in"
+expect "$(status POST "$ACME/api/auth/invitations/accept/" "{\"token\": \"$INVITE_TOKEN\", \"username\": \"inv2$SLUG\", \"password\": \"Sm0ke-Test-Pass\"}")" 400 "an invitation is accepted once"
+
 # The support reset: an operator sends acme's admin a reset link (audited; no token in the answer).
 expect "$(status POST "http://$BASE:$PORT/api/platform/tenants/acme/support/password-reset/" "{\"email\": \"$ACME_ADMIN\"}" "$OP")" 202 "operator sends acme's admin a reset link"
 grep -q '"token"' /tmp/smoke.body && fail "the support answer carries no token"
@@ -123,6 +140,9 @@ expect "$(status POST "http://$BASE:$PORT/api/platform/tenants/$SLUG/domains/" "
 expect "$(status GET "http://127.0.0.1:$PORT/api/health/" "" "" "$CUSTOM:$PORT")" 200 "$CUSTOM serves $SLUG at once"
 [ "$(json '["tenant"]' < /tmp/smoke.body)" = "$SLUG" ] || fail "$CUSTOM is $SLUG's"
 expect "$(status PATCH "http://$BASE:$PORT/api/platform/tenants/$SLUG/domains/$CUSTOM/" '{"is_primary": true}' "$OP")" 200 "$CUSTOM made primary"
+expect "$(status POST "http://$SLUG.$BASE:$PORT/api/auth/users/reset_password/" "{\"email\": \"boss@$SLUG.test\"}")" 204 "reset asked on the old host"
+link "http://$CUSTOM:$PORT/password/reset/confirm/" "boss@$SLUG.test" > /dev/null
+echo "ok  the emailed link follows the new primary domain"
 
 expect "$(status DELETE "http://$BASE:$PORT/api/platform/tenants/$SLUG/" "" "$OP")" 204 "archive"
 expect "$(status GET "http://$SLUG.$BASE:$PORT/api/health/")" 403 "archived tenant is suspended"
