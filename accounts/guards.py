@@ -62,11 +62,11 @@ def _user_relation_changing(
     pks: Any,
     *,
     given: Callable[[Any], list[Any]],
-    grants: Callable[[list[Any]], Any],
+    check_may_give: Callable[[Any, list[Any]], None],
 ) -> None:
     """A user's permissions or groups are about to change (either side of the
     relation): the users changed must be the actor's to change, and what an
-    add gives them (``grants`` of what ``given`` names) the actor's to give."""
+    add gives them (what ``given`` names) the actor's to give (``check_may_give``)."""
     if not action.startswith("pre_"):
         return
     actor = current_actor()
@@ -78,25 +78,25 @@ def _user_relation_changing(
         added = given(pks) if action == "pre_add" else []
     _check_users(actor, users)
     if action == "pre_add":
-        roles.check_may_grant(actor, grants(added))
+        check_may_give(actor, added)
 
 
 def _user_permissions_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
-    _user_relation_changing(instance, action, reverse, kwargs.get("pk_set"), given=_permissions, grants=list)
+    _user_relation_changing(
+        instance, action, reverse, kwargs.get("pk_set"), given=_permissions, check_may_give=roles.check_may_grant
+    )
 
 
 def _memberships_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
-    """Joining a group grants its permissions; a superuser's groups are the
-    superuser's to change (or another superuser's)."""
-    _user_relation_changing(instance, action, reverse, kwargs.get("pk_set"), given=_groups, grants=_permissions_of)
+    """Joining a group grants its permissions and its object grants; a
+    superuser's groups are the superuser's to change (or another superuser's)."""
+    _user_relation_changing(
+        instance, action, reverse, kwargs.get("pk_set"), given=_groups, check_may_give=roles.check_may_join
+    )
 
 
 def _groups(pks: Any) -> list[Group]:
     return list(Group.objects.filter(pk__in=pks or ()))
-
-
-def _permissions_of(groups: list[Group]) -> Any:
-    return Permission.objects.filter(group__in=groups).select_related("content_type").distinct()
 
 
 def _group_permissions_changing(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:

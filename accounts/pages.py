@@ -50,23 +50,22 @@ _PURPOSE = {
 _NEW_PASSWORD = forms.PasswordInput(attrs={"autocomplete": "new-password"})
 
 
-class PasswordForm(forms.Form):
-    new_password = forms.CharField(
-        label="New password",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        max_length=PASSWORD_MAX,
-    )
-    re_new_password = forms.CharField(
-        label="New password again",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        max_length=PASSWORD_MAX,
-    )
+class _RetypedPassword(forms.Form):
+    """A password typed twice: the field ``password_field`` and ``re_<it>``."""
+
+    password_field = "new_password"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("new_password") and data.get("new_password") != data.get("re_new_password"):
-            self.add_error("re_new_password", "The two passwords do not match.")
+        first, again = data.get(self.password_field), data.get(f"re_{self.password_field}")
+        if first and first != again:
+            self.add_error(f"re_{self.password_field}", "The two passwords do not match.")
         return data
+
+
+class PasswordForm(_RetypedPassword):
+    new_password = forms.CharField(label="New password", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX)
+    re_new_password = forms.CharField(label="New password again", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX)
 
 
 class EmailForm(forms.Form):
@@ -207,18 +206,13 @@ def email_reset(request: HttpRequest, uid: str, token: str) -> HttpResponse:
 # the API's POST /api/auth/invitations/accept/ with the same serializer).
 
 
-class InvitationForm(forms.Form):
+class InvitationForm(_RetypedPassword):
+    password_field = "password"
     username = forms.CharField(
         label="Username", max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"})
     )
-    password = forms.CharField(label="Password", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX, strip=False)
-    re_password = forms.CharField(label="Password again", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX, strip=False)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("password") and data.get("password") != data.get("re_password"):
-            self.add_error("re_password", "The two passwords do not match.")
-        return data
+    password = forms.CharField(label="Password", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX)
+    re_password = forms.CharField(label="Password again", widget=_NEW_PASSWORD, max_length=PASSWORD_MAX)
 
 
 def _invitation_refused(request: HttpRequest, error: ApplicationError) -> HttpResponse:
@@ -276,5 +270,5 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                 for name, messages in _field_errors(accept.errors, *fields).items():
                     for message in messages:
                         form.add_error(name, message)
-    context = {"form": form, "email": invited.email, "groups": [g.name for g in invited.groups.order_by("name")]}
+    context = {"form": form, "email": invited.email, "groups": selectors.invitation_group_names(invited)}
     return page(request, "invitation", context, status=400 if request.method == "POST" else 200)

@@ -22,11 +22,11 @@ what no one may do (leaving a tenant without a superuser).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import connection
 
@@ -116,6 +116,37 @@ def check_may_grant(actor: Any, permissions: Iterable[Permission]) -> None:
     missing = sorted({label_of(p) for p in permissions} - held)
     if missing:
         raise RoleRefused(f"You can only grant permissions you hold yourself; you do not hold {', '.join(missing)}.")
+
+
+# What else a group gives its members, by the apps that own it: guardian's
+# object grants of a group (catalog's products), which accounts cannot see.
+# Each check refuses (RoleRefused) when the actor may not give what the
+# groups hold; catalog registers its own from its AppConfig.ready().
+GroupGrantsCheck = Callable[[Any, list[int]], None]
+_group_grants_checks: list[GroupGrantsCheck] = []
+
+
+def register_group_grants_check(check: GroupGrantsCheck) -> None:
+    if check not in _group_grants_checks:
+        _group_grants_checks.append(check)
+
+
+def permissions_of(groups: Iterable[Group]) -> Any:
+    """The model permissions the groups hold, with their content types."""
+    return Permission.objects.filter(group__in=list(groups)).select_related("content_type").distinct()
+
+
+def check_may_join(actor: Any, groups: Iterable[Group]) -> None:
+    """Putting someone in ``groups`` gives what they hold: their model
+    permissions and every object grant they have (each app's check); nobody
+    gives what they do not hold, superusers excepted. The membership guard
+    and invitations ask this."""
+    groups = list(groups)
+    if not groups or _is_system(actor) or is_superuser(actor):
+        return
+    check_may_grant(actor, permissions_of(groups))
+    for check in _group_grants_checks:
+        check(actor, [group.pk for group in groups])
 
 
 def check_keeps_a_superuser(target: User) -> None:

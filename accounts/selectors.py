@@ -177,3 +177,8 @@ def invitation_for_token(*, token: Any, for_update: bool = False) -> Invitation:
             code=EXPIRED_INVITATION,
         )
     return invitation
+
+
+def invitation_group_names(invitation: Invitation) -> list[str]:
+    """The names of the groups an invitation offers, in order."""
+    return [group.name for group in invitation.groups.order_by("name")]

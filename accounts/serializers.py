@@ -558,9 +558,7 @@ class InvitationAcceptSerializer(InvitationTokenSerializer):
     the invited email, as registration's)."""
 
     username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    password = serializers.CharField(
-        style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX, trim_whitespace=False
-    )
+    password = serializers.CharField(style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX)
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
 
@@ -673,9 +671,7 @@ class OperatorCreateSerializer(RefusesUnknownFields, serializers.ModelSerializer
     """A new operator: its creator (a superuser operator) chooses the first
     password, checked by Django's validators against the new operator's names."""
 
-    password = serializers.CharField(
-        style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX, trim_whitespace=False
-    )
+    password = serializers.CharField(style={"input_type": "password"}, write_only=True, max_length=PASSWORD_MAX)
     is_superuser = StrictBooleanField(required=False, default=False)
 
     class Meta:

@@ -156,7 +156,7 @@ def user_send_email_reset(*, tenant: Tenant | None, links: emails.LinkBase, call
 # A tenant admin invites an email address into groups (and object grants);
 # the link's owner picks a username and password and arrives active in them.
 # Nobody invites into what they may not grant (the groups API's rule: the
-# groups' permissions, accounts.roles), checked against the inviter when
+# groups' permissions and object grants, accounts.roles.check_may_join), checked against the inviter when
 # inviting and again when the invitation is accepted, whose writes are made as
 # the inviter (acting_as): the guards judge them by the inviter's rights and the
 # audit log names the inviter. An address that already has an account is
@@ -195,16 +195,12 @@ def _stale() -> Conflict:
     )
 
 
-def _permissions_of(groups: Iterable[Group]) -> Any:
-    return Permission.objects.filter(group__in=list(groups)).select_related("content_type").distinct()
-
-
 def _may_offer(inviter: User | None, groups: list[Group], object_grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Refuse (RoleRefused, or an ApplicationError naming object_grants) what
     ``inviter`` may not give; the object grants, normalised."""
     if not is_tenant_admin(inviter):
         raise RoleRefused("Only tenant admins may invite.")
-    roles.check_may_grant(inviter, _permissions_of(groups))
+    roles.check_may_join(inviter, groups)  # the groups' permissions and object grants
     return invitation_grants.check(inviter, list(object_grants))
 
 
@@ -230,7 +226,7 @@ def _send_invitation(tenant: Tenant | None, links: emails.LinkBase, invitation: 
         "url": emails.link_url(site, "invitation", token=token),
         "email": invitation.email,
         "inviter": invitation.invited_by_repr,
-        "groups": [group.name for group in invitation.groups.order_by("name")],
+        "groups": selectors.invitation_group_names(invitation),
         "expires_at": invitation.expires_at,
     }
     emails.send_after_commit(emails.Email(kind="invitation", to=invitation.email, context=context))
@@ -556,8 +552,8 @@ def operator_delete(*, operator: User) -> None:
 
 def support_password_reset(*, tenant: Tenant, links: emails.LinkBase, operator: User, email: str) -> User:
     """Send the tenant's active admin with ``email`` a password reset link on
-    the tenant's primary domain, as its own "forgot password" would; the
-    operator never sees the link. Audited in the tenant's log (the operator
+    the tenant's primary domain (also when it has no usable password: that
+    may be why support is asked); the operator never sees the link. Audited in the tenant's log (the operator
     named in actor_repr) and in the public one (the operator as actor), in the
     transaction that queues the email. A suspended tenant is a Conflict: its
     hosts answer 403, so the link could not be used."""

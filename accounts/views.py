@@ -16,6 +16,7 @@ from djoser.views import UserViewSet as DjoserUserViewSet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -25,10 +26,13 @@ from rest_framework.views import APIView
 
 from accounts import emails, selectors, services, tenant_settings
 from accounts.auth.throttles import (
+    RESET_ACCOUNT,
     CurrentPasswordThrottle,
     RegisterIPThrottle,
     ResetAccountThrottle,
     ResetIPThrottle,
+    hit,
+    retry_after,
 )
 from accounts.models import AuditEntry, Customer, Invitation, Profile, User
 from accounts.permissions import IsAdminOrReadOnly, IsPlatformSuperuser, IsTenantAdmin, is_tenant_admin
@@ -431,7 +435,7 @@ class InvitationPreviewView(APIView):
         preview = {
             "tenant": tenant.name if tenant else "",
             "email": invitation.email,
-            "groups": [group.name for group in invitation.groups.order_by("name")],
+            "groups": selectors.invitation_group_names(invitation),
             "expires_at": invitation.expires_at,
         }
         return Response(InvitationPreviewSerializer(preview).data)
@@ -575,6 +579,10 @@ class TenantSupportPasswordResetView(APIView):
         tenant = tenant_selectors.tenant_get(slug=slug)
         data = SupportPasswordResetSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # As many reset emails per address as its own "forgot password" may send (THROTTLE_RESET_ACCOUNT).
+        wait = hit(RESET_ACCOUNT, f"support:{tenant.pk}:{data.validated_data['email'].strip().lower()}")
+        if wait is not None:
+            raise Throttled(wait=retry_after(wait))
         user = services.support_password_reset(
             tenant=tenant, links=links_of(request), operator=_user(request), email=data.validated_data["email"]
         )

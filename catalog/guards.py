@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models.signals import pre_save
 
 from accounts.audit.recording import current_actor
-from accounts.roles import RoleRefused, is_superuser
+from accounts.roles import RoleRefused, is_superuser, register_group_grants_check
 from catalog import policy
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
 
@@ -46,7 +46,32 @@ def _product_before_save(sender: Any, instance: Product, **kwargs: Any) -> None:
             raise RoleRefused("Only who may view, change and delete a product may give it an owner.")
 
 
+def check_group_grants(actor: Any, group_ids: list[int]) -> None:
+    """Joining groups gives their object grants on products: only who holds
+    them may put someone there (accounts.roles.check_may_join asks this for
+    the membership guard and for invitations). One query for the grants,
+    one per (set of permissions, codename) for the check."""
+    if actor is None or is_superuser(actor):
+        return
+    by_product: dict[int, set[str]] = {}
+    rows = ProductGroupObjectPermission.objects.filter(group_id__in=group_ids).values_list(
+        "content_object_id", "permission__codename"
+    )
+    for product_id, codename in rows:
+        by_product.setdefault(product_id, set()).add(codename)
+    alike: dict[tuple[str, ...], list[int]] = {}
+    for product_id, codenames in by_product.items():
+        alike.setdefault(tuple(sorted(codenames)), []).append(product_id)
+    for codenames_, product_ids in alike.items():
+        if not policy.holds_on_all(actor, product_ids, list(codenames_)):
+            raise RoleRefused(
+                "These groups hold object permissions on products that you do not hold yourself "
+                f"({', '.join(codenames_)}): only who holds them may add members."
+            )
+
+
 def connect() -> None:
     for table in (ProductUserObjectPermission, ProductGroupObjectPermission):
         pre_save.connect(_grant_before_save, sender=table, dispatch_uid=f"catalog.guards.{table._meta.label}")
     pre_save.connect(_product_before_save, sender=Product, dispatch_uid="catalog.guards.product_owner")
+    register_group_grants_check(check_group_grants)

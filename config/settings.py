@@ -17,6 +17,8 @@ import structlog
 import structlog.tracebacks
 from django.core.exceptions import ImproperlyConfigured
 
+from core.log_redaction import masking_paths
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -461,11 +463,17 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "text")
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# The emailed links' paths carry live one-time tokens: never logged (core/log_redaction.py).
+LOG_MASKED_PATHS = [
+    r"/(?:activate|password/reset/confirm|email/reset/confirm)/(?P<uid>[^/\s?]+)/(?P<token>[^/\s?]+)",
+    r"/invitation/(?P<token>[^/\s?]+)",
+]
 _shared_processors: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
+    masking_paths(LOG_MASKED_PATHS),
 ]
 structlog.configure(
     processors=[

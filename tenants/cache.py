@@ -68,6 +68,11 @@ def resolve_host(host: str) -> Tenant | None:
     domain = Domain.objects.select_related("tenant").filter(domain=host, tenant__is_template=False).first()
     if domain is None:
         cache.set(key, (_MISSING, generation), NEGATIVE_TTL)
+        # A made-up host's keys go with its answer: a flood of them is bounded
+        # by what arrives in NEGATIVE_TTL. (A new generation after that is as
+        # good as the old: answers are only read under the generation they
+        # were stored with.)
+        cache.touch(gen_key, NEGATIVE_TTL)
         return None
     cache.set(key, (domain.tenant, generation), TTL)
     return domain.tenant

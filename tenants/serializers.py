@@ -72,7 +72,7 @@ class TenantCreateSerializer(serializers.Serializer):
     slug = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=200)
     admin_email = serializers.EmailField(max_length=254)
-    admin_password = serializers.CharField(max_length=1024, write_only=True, trim_whitespace=False)
+    admin_password = serializers.CharField(max_length=1024, write_only=True)  # trimmed, as logins trim it
     admin_username = serializers.CharField(max_length=150, required=False)
     require_activation = StrictBooleanField(required=False, default=True)
 

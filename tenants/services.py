@@ -429,13 +429,14 @@ def tenant_update(
     deployment's template."""
     origins = normalize_origins(cors_allowed_origins) if cors_allowed_origins is not None else None
     templates = normalize_link_templates(link_templates) if link_templates is not None else None
+    name = _validate_name(name) if name is not None else None
     fields: list[str] = []
     if templates is not None:
         merged = {**(tenant.link_templates or {}), **templates}
         tenant.link_templates = {kind: value for kind, value in merged.items() if value}
         fields.append("link_templates")
     if name is not None:
-        tenant.name = _validate_name(name)
+        tenant.name = name
         fields.append("name")
     if is_active is not None:
         tenant.is_active = bool(is_active)
@@ -494,9 +495,14 @@ def check_link_template(kind: str, template: object) -> str:
     if any(ch.isspace() or ch == "\x00" for ch in template):
         return "a link has no spaces or control characters."
     try:
-        names = {name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None}
+        fields = [
+            (name, spec, conv) for _text, name, spec, conv in string.Formatter().parse(template) if name is not None
+        ]
     except ValueError:
         return "unbalanced { or }."
+    if any(spec or conv for _name, spec, conv in fields):
+        return "placeholders take no format spec or conversion: write {token}, not {token:...} or {token!r}."
+    names = {name for name, _spec, _conv in fields}
     needed = {"token"} if kind == "invitation" else {"uid", "token"}
     if not needed <= names:
         return f"it must contain {' and '.join('{' + n + '}' for n in sorted(needed, reverse=True))}."
@@ -661,6 +667,10 @@ def domain_add(*, tenant: Tenant, domain: str, is_primary: bool = False) -> Doma
     if not isinstance(domain, str):
         raise ApplicationError("A domain name is required.", field="domain")
     domain = selectors.normalize_domain(domain)
+    try:  # an international name as the ASCII form browsers send: "bücher.example" -> "xn--bcher-kva.example"
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ApplicationError("Enter a valid domain name, such as shop.example.com.", field="domain") from None
     labels = domain.split(".")
     # A name with a dot whose last label is not a number (RFC 3696, 2): "5" or
     # "shop" alone cannot be a customer's host, "10.1.2.3" is an address.

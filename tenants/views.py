@@ -93,21 +93,21 @@ class TenantDomainsView(PlatformView):
     @extend_schema(responses=DomainSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         tenant = selectors.tenant_get(slug=slug)
-        return Response([{"domain": d.domain, "is_primary": d.is_primary} for d in tenant.domains.all()])
+        return Response(DomainSerializer(tenant.domains.all(), many=True).data)
 
     @extend_schema(request=DomainSerializer, responses={201: DomainSerializer})
     def post(self, request: Request, slug: str) -> Response:
         data = DomainSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         domain = services.domain_add(tenant=selectors.tenant_get(slug=slug), **data.validated_data)
-        return Response({"domain": domain.domain, "is_primary": domain.is_primary}, status=status.HTTP_201_CREATED)
+        return Response(DomainSerializer(domain).data, status=status.HTTP_201_CREATED)
 
 
 class TenantDomainDetailView(PlatformView):
     @extend_schema(responses=DomainSerializer)
     def get(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
         found = selectors.tenant_domain(tenant=selectors.tenant_get(slug=slug), domain=domain)
-        return Response({"domain": found.domain, "is_primary": found.is_primary})
+        return Response(DomainSerializer(found).data)
 
     @extend_schema(request=DomainUpdateSerializer, responses=DomainSerializer)
     def patch(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:
@@ -117,7 +117,7 @@ class TenantDomainDetailView(PlatformView):
         data = DomainUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         found = services.domain_make_primary(tenant=selectors.tenant_get(slug=slug), domain=domain)
-        return Response({"domain": found.domain, "is_primary": found.is_primary})
+        return Response(DomainSerializer(found).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, slug: str, domain: str, **kwargs: Any) -> Response:

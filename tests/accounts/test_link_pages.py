@@ -10,16 +10,19 @@ an expired one a 410 page.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
 from django_tenants.utils import schema_context
 from djoser.utils import encode_uid
 
 from accounts.auth.link_tokens import activation_tokens
 from accounts.models import User
+from core.log_redaction import masking_paths
 from tenants.models import Tenant
 from tests.accounts.test_djoser_endpoints import (
     Deliver,
@@ -256,3 +259,42 @@ def test_links_use_the_primary_domain_not_the_requests_host(deliver: Deliver) ->
     host, path = link_path(message)
     assert host == ACME.host
     open_page(page_client("alias.acme.test"), path)  # every domain of the tenant serves the page
+
+
+# --- the tokens stay out of the logs ------------------------------------------------------------
+
+
+def test_opening_a_link_logs_no_token(deliver: Deliver, caplog: pytest.LogCaptureFixture) -> None:
+    """Opening a link does not spend it (mail scanners open links): a request
+    line with its path would put a live token in the logs."""
+    _host, path = pending_registration(deliver, "5")
+    token = path.rsplit("/", 1)[1]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        open_page(page_client(ACME.host), path)
+        open_page(page_client(ACME.host), "/invitation/some-invitation-token-0123456789", 404)
+    lines = [f"{record.msg} {record.getMessage()}" for record in caplog.records]
+    finished = [line for line in lines if "request_finished" in line]
+    assert len(finished) == 2, lines
+    assert "/activate/<uid>/<token>" in finished[0]
+    assert "/invitation/<token>" in finished[1]
+    assert not [line for line in lines if token in line or "some-invitation-token" in line]
+
+
+@pytest.mark.parametrize(
+    ("logged", "masked"),
+    [
+        ("GET /activate/MTI/c1x-abc", "GET /activate/<uid>/<token>"),
+        ("POST /password/reset/confirm/MTI/c1x-abc/?next=x", "POST /password/reset/confirm/<uid>/<token>/?next=x"),
+        ("/email/reset/confirm/MTI/c1x-abc", "/email/reset/confirm/<uid>/<token>"),
+        ("GET /invitation/AbC_-123/", "GET /invitation/<token>/"),
+        ("GET /api/products/7/", "GET /api/products/7/"),
+    ],
+)
+def test_the_log_processor_masks_every_links_path(logged: str, masked: str) -> None:
+    processor = masking_paths(settings.LOG_MASKED_PATHS)
+    assert processor(None, "info", {"request": logged, "path": logged, "event": "x"}) == {
+        "request": masked,
+        "path": masked,
+        "event": "x",
+    }

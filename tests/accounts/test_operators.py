@@ -673,3 +673,22 @@ def test_the_public_schema_documents_the_operator_endpoints(db: None) -> None:
     assert "202" in public["/api/platform/tenants/{slug}/support/password-reset/"]["post"]["responses"]
     tenant = api_client(ACME).get("/api/schema/", {"format": "json"}).json()["paths"]
     assert OPERATORS not in tenant
+
+
+def test_support_resets_are_throttled_per_address(
+    operator_client: APIClient, deliver: Deliver, rates: Callable[..., None]
+) -> None:
+    rates(reset_account="2/hour")
+    with sent(deliver) as outbox:
+        for _ in range(2):
+            assert (
+                operator_client.post(support_url(ACME.slug), {"email": ACME.admin_email}, format="json").status_code
+                == 202
+            )
+        throttled = operator_client.post(support_url(ACME.slug), {"email": ACME.admin_email.upper()}, format="json")
+    assert_throttled(throttled)
+    assert len(outbox) == 2  # the refused one sent nothing
+    # Another tenant's admin has its own count.
+    assert (
+        operator_client.post(support_url(GLOBEX.slug), {"email": GLOBEX.admin_email}, format="json").status_code == 202
+    )

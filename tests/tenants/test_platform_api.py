@@ -6,11 +6,14 @@ from __future__ import annotations
 import functools
 import io
 import re
+import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 from django.core import checks
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -19,6 +22,7 @@ from rest_framework.test import APIClient
 
 from accounts import emails
 from accounts.models import User
+from tenants import cache as tenant_cache
 from tenants import citus
 from tenants.db import connection
 from tenants.models import Domain, Tenant
@@ -837,6 +841,10 @@ def test_operators_point_a_tenants_links_at_its_own_front_end(operator_client: A
         {"activation": "javascript://x.test/{uid}/{token}"},
         {"activation": "https://x.test/{uid}/{token} extra"},
         {"activation": "https://x.test/" + "a" * 500 + "{uid}/{token}"},
+        {"activation": "https://x.test/{uid}/{token:d}"},  # a format spec would fail every email
+        {"activation": "https://x.test/{uid}/{token:>1000000}"},  # or bloat it
+        {"activation": "https://x.test/{uid!x}/{token}"},
+        {"activation": "https://x.test/{uid}/{token:{uid.__class__}}"},
         ["https://x.test/{uid}/{token}"],
         "https://x.test/{uid}/{token}",
     ],
@@ -852,3 +860,32 @@ def test_a_bad_deployment_link_template_fails_the_system_check(settings: Any) ->
     settings.ACCOUNT_PASSWORD_RESET_URL = "https://app.example.com/reset/{token}"
     errors = [m for m in checks.run_checks() if m.id == "accounts.E002"]
     assert [m.msg for m in errors] == ["ACCOUNT_PASSWORD_RESET_URL: it must contain {uid} and {token}."]
+
+
+def test_an_international_domain_is_stored_as_browsers_send_it(operator_client: APIClient) -> None:
+    response = operator_client.post(domains_url(ACME.slug), {"domain": "Bücher.example"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["domain"] == "xn--bcher-kva.example"
+    assert api_client("xn--bcher-kva.example").get("/api/health/").json()["tenant"] == ACME.slug
+    again = operator_client.post(domains_url(GLOBEX.slug), {"domain": "xn--bcher-kva.example"}, format="json")
+    assert_error(again, 409, field="domain")
+
+
+def test_an_unknown_hosts_cache_entries_go_with_its_answer(db: None) -> None:
+    """A flood of made-up hosts costs cache space for NEGATIVE_TTL only: the
+    host's generation key expires with its negative answer (a known host's
+    lives on)."""
+    host = "made-up.attacker.example"
+    assert_error(api_client(host).get("/api/health/"), 404, code="unknown_host")
+    assert api_client(ACME.host).get("/api/health/").status_code == 200
+    for key in tenant_cache._keys(host):
+        assert 0 < _ttl(key) <= tenant_cache.NEGATIVE_TTL
+    assert _ttl(tenant_cache._keys(ACME.host)[1]) > tenant_cache.TTL
+
+
+def _ttl(key: str) -> float:
+    """Seconds ``key`` has left in the tenants cache (the suite's is locmem, tests/conftest.py)."""
+    cache = caches["tenants"]
+    assert isinstance(cache, LocMemCache), type(cache)
+    expires: dict[str, float] = cache._expire_info  # type: ignore[attr-defined]
+    return expires[cache.make_and_validate_key(key)] - time.time()
