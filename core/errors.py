@@ -45,6 +45,13 @@ class NotFound(ApplicationError):
     code = "not_found"
 
 
+class ServiceUnavailable(ApplicationError):
+    """A backing service is away and the change cannot be made safely now (503)."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+
+
 @contextmanager
 def duplicate_raises(error: ApplicationError) -> Iterator[None]:
     """Run the block in a savepoint; if a unique index refuses a write in it

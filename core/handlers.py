@@ -4,6 +4,7 @@ exception handler, and Django's handlers for what never reaches DRF."""
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from core.errors import ApplicationError, error_body, json_error
+from core.outages import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,16 @@ def invalid_input(errors: dict[str, Any]) -> str:
     return f"Invalid input: {', '.join(fields)}." if fields else "Invalid input."
 
 
+DATABASE_DOWN_DETAIL = "The database is unavailable; try again shortly."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        # Down, restarting, or unreachable (core.outages): a clean 503, never a 500.
+        logger.error("database unavailable: %s", exc)
+        unavailable = Response(error_body(DATABASE_DOWN_DETAIL, "database_unavailable"), status=503)
+        unavailable["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return unavailable
     if isinstance(exc, DataError):
         # Last line of defence: a value the database refuses (NUL byte, number
         # out of range) that validation missed is the client's input, not a 500.
@@ -47,7 +58,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         # A 400 naming a field is a validation error like any other; a 404 or
         # 409 keeps its own sentence ("'x' is already in use.").
         text = invalid_input(errors) if errors and exc.status_code == status.HTTP_400_BAD_REQUEST else exc.message
-        return Response(error_body(text, exc.code, errors), status=exc.status_code)
+        refused = Response(error_body(text, exc.code, errors), status=exc.status_code)
+        if exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            refused["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return refused
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -89,4 +103,14 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 
 def handler500(request: HttpRequest) -> JsonResponse:
-    return json_error(request, 500, "Server error.", "server_error")
+    # Django calls this while handling the exception (in a middleware, a
+    # non-DRF view, or re-raised by DRF), so it is the one in flight.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        response = json_error(request, 503, DATABASE_DOWN_DETAIL, "database_unavailable")
+    elif isinstance(exc, ApplicationError) and exc.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        response = json_error(request, 503, exc.message, exc.code)
+    else:
+        return json_error(request, 500, "Server error.", "server_error")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

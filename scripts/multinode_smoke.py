@@ -381,6 +381,9 @@ auth_file = {prefix}/userlist.txt
 ; django-tenants sets search_path per session: session mode only, never transaction.
 pool_mode = session
 server_reset_query = DISCARD ALL
+; as deploy/k8s/pgbouncer.yaml: PostgreSQL away, clients wait 10 s at most; logins retried every 2 s
+query_wait_timeout = 10
+server_login_retry = 2
 max_client_conn = 200
 default_pool_size = 40
 ignore_startup_parameters = extra_float_digits
@@ -403,9 +406,12 @@ print("operator created")
 
 
 class Run:
-    def __init__(self, keep_tmp: bool) -> None:
+    def __init__(self, keep_tmp: bool, *, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT) -> None:
         self.pid = os.getpid()
         self.keep_tmp = keep_tmp
+        # Where PostgreSQL and Redis listen (scripts/faults.py runs its own of both).
+        self.pg_port = pg_port
+        self.redis_port = redis_port
         self.tmp = Path(tempfile.mkdtemp(prefix=f"multinode-smoke-{self.pid}-"))
         self.db = f"tenantdesk_multinode_{self.pid}"
         self.db_created = False
@@ -446,8 +452,8 @@ class Run:
             EMAIL_URL=f"smtp://{LOOPBACK}:{self.sink.port if self.sink else 25}",
             DEFAULT_FROM_EMAIL=f"no-reply@{BASE}",
             DATABASE_URL=f"postgres://{PG_USER}@{LOOPBACK}:{self.pgbouncer_port}/{self.db}",
-            REDIS_URL=f"redis://{LOOPBACK}:{REDIS_PORT}/{CACHE_DB}",
-            CELERY_BROKER_URL=f"redis://{LOOPBACK}:{REDIS_PORT}/{BROKER_DB}",
+            REDIS_URL=f"redis://{LOOPBACK}:{self.redis_port}/{CACHE_DB}",
+            CELERY_BROKER_URL=f"redis://{LOOPBACK}:{self.redis_port}/{BROKER_DB}",
             CELERY_QUEUE=self.queue,
         )
         env.update(extra)
@@ -528,7 +534,7 @@ class Run:
         # their own directories, and only those.
         self.tmp.chmod(0o711)
 
-        with step(f"database {self.db} on {LOOPBACK}:{PG_PORT}", "setup"):
+        with step(f"database {self.db} on {LOOPBACK}:{self.pg_port}", "setup"):
             with self.admin_db() as conn:
                 try:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db)))
@@ -576,10 +582,10 @@ class Run:
     def admin_db(self) -> Iterator[psycopg.Connection[Any]]:
         try:
             conn = psycopg.connect(
-                host=LOOPBACK, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=5
+                host=LOOPBACK, port=self.pg_port, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=5
             )
         except psycopg.Error as error:
-            raise Failure(f"PostgreSQL at {LOOPBACK}:{PG_PORT} (user {PG_USER}): {error}") from None
+            raise Failure(f"PostgreSQL at {LOOPBACK}:{self.pg_port} (user {PG_USER}): {error}") from None
         with conn:
             yield conn
 
@@ -587,11 +593,11 @@ class Run:
         """Keys present before the run: only the others are ours to delete."""
         try:
             for db in (CACHE_DB, BROKER_DB):
-                client = redis.Redis(host=LOOPBACK, port=REDIS_PORT, db=db, socket_timeout=5)
+                client = redis.Redis(host=LOOPBACK, port=self.redis_port, db=db, socket_timeout=5)
                 self.redis_before[db] = set(client.scan_iter(count=1000))
                 client.close()
         except redis.RedisError as error:
-            raise Failure(f"Redis at {LOOPBACK}:{REDIS_PORT}: {error}") from None
+            raise Failure(f"Redis at {LOOPBACK}:{self.redis_port}: {error}") from None
 
     def start_pgbouncer(self) -> None:
         prefix = self.tmp / "pgbouncer"
@@ -601,7 +607,12 @@ class Run:
         ini = prefix / "pgbouncer.ini"
         ini.write_text(
             PGBOUNCER_INI.format(
-                db=self.db, loopback=LOOPBACK, pg_port=PG_PORT, port=self.pgbouncer_port, prefix=prefix, user=PG_USER
+                db=self.db,
+                loopback=LOOPBACK,
+                pg_port=self.pg_port,
+                port=self.pgbouncer_port,
+                prefix=prefix,
+                user=PG_USER,
             )
         )
         (prefix / "userlist.txt").write_text(f'"{PG_USER}" ""\n')
@@ -1043,7 +1054,7 @@ class Run:
         try:
             deleted = 0
             for db, before in self.redis_before.items():
-                client = redis.Redis(host=LOOPBACK, port=REDIS_PORT, db=db, socket_timeout=5)
+                client = redis.Redis(host=LOOPBACK, port=self.redis_port, db=db, socket_timeout=5)
                 ours = [k for k in client.scan_iter(count=1000) if k not in before]
                 if db == BROKER_DB:  # the run's queue, and kombu's bookkeeping it created
                     ours = [k for k in ours if self.queue.encode() in k or k.startswith(b"_kombu.")]

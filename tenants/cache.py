@@ -7,11 +7,17 @@ Writes to ``Tenant`` and ``Domain`` evict the affected hosts through model
 signals, so every write path (services, admin, shell) invalidates, at once and
 again on commit; answers are versioned per host so that a resolve racing a
 write cannot put the old answer back.
+
+Without the cache (Redis away: core.outages) hosts are resolved from the
+database on every request, and writes to tenants and domains are refused
+(503): their eviction would be lost, and a suspended tenant served from a
+stale answer once Redis is back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from typing import Any
 
@@ -20,7 +26,11 @@ from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
+from core.errors import ServiceUnavailable
+from core.outages import CACHE_UNAVAILABLE
 from tenants.models import Domain, Tenant
+
+logger = logging.getLogger(__name__)
 
 # Unknown hosts are remembered briefly so that a flood of made-up subdomains
 # does not turn into a flood of queries; adding a domain evicts the entry.
@@ -43,13 +53,27 @@ def _cache() -> BaseCache:
 
 
 def resolve_host(host: str) -> Tenant | None:
-    """The tenant served on ``host``, or None. One cache round trip, no query, when warm.
+    """The tenant served on ``host``, or None. One cache round trip, no query,
+    when warm; one query, and no caching, while the cache is unavailable.
 
     Answers are stored with the host's generation as read *before* the
     database was; evicting a host gives it a new generation. So an answer read
     while a suspension or purge commits, and stored after its eviction, is
     stored under the old generation and never served (a resolve racing a
     suspend cannot re-cache the tenant as active)."""
+    try:
+        return _resolve_cached(host)
+    except CACHE_UNAVAILABLE as exc:
+        logger.warning("tenant cache unavailable, %s resolved from the database: %s", host, exc)
+        return _domain_tenant(host)
+
+
+def _domain_tenant(host: str) -> Tenant | None:
+    domain = Domain.objects.select_related("tenant").filter(domain=host, tenant__is_template=False).first()
+    return None if domain is None else domain.tenant
+
+
+def _resolve_cached(host: str) -> Tenant | None:
     cache = _cache()
     key, gen_key = _keys(host)
     found = cache.get_many([key, gen_key])
@@ -65,8 +89,8 @@ def resolve_host(host: str) -> Tenant | None:
                 return None
             if isinstance(answer, Tenant):
                 return answer
-    domain = Domain.objects.select_related("tenant").filter(domain=host, tenant__is_template=False).first()
-    if domain is None:
+    tenant = _domain_tenant(host)
+    if tenant is None:
         cache.set(key, (_MISSING, generation), NEGATIVE_TTL)
         # A made-up host's keys go with its answer: a flood of them is bounded
         # by what arrives in NEGATIVE_TTL. (A new generation after that is as
@@ -74,8 +98,8 @@ def resolve_host(host: str) -> Tenant | None:
         # were stored with.)
         cache.touch(gen_key, NEGATIVE_TTL)
         return None
-    cache.set(key, (domain.tenant, generation), TTL)
-    return domain.tenant
+    cache.set(key, (tenant, generation), TTL)
+    return tenant
 
 
 def evict_hosts(hosts: list[str] | set[str]) -> None:
@@ -88,8 +112,16 @@ def evict_hosts(hosts: list[str] | set[str]) -> None:
     def bump() -> None:
         _cache().set_many({k: uuid.uuid4().hex for k in gen_keys}, timeout=GENERATION_TTL)
 
-    bump()
-    transaction.on_commit(bump)
+    try:
+        bump()
+    except CACHE_UNAVAILABLE as exc:
+        # In the writer's transaction: refusing rolls the change back.
+        raise ServiceUnavailable(
+            "Tenants and domains cannot be changed while the tenant cache is unavailable; try again shortly.",
+            code="tenant_cache_unavailable",
+        ) from exc
+    # Committed by then: a failure is logged, not raised into a done change.
+    transaction.on_commit(bump, robust=True)
 
 
 def clear() -> None:

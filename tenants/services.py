@@ -450,7 +450,8 @@ def tenant_update(
         tenant.cors_allowed_origins = origins
         fields.append("cors_allowed_origins")
     if fields:
-        tenant.save(update_fields=fields)
+        with transaction.atomic():  # the cache's eviction may refuse the change (tenants.cache)
+            tenant.save(update_fields=fields)
     return tenant
 
 
@@ -615,7 +616,8 @@ def tenant_archive(*, tenant: Tenant) -> Tenant:
     """Suspend the tenant and keep its data; reversible with is_active=true."""
     tenant.is_active = False
     tenant.archived_at = tenant.archived_at or timezone.now()
-    tenant.save(update_fields=["is_active", "archived_at"])
+    with transaction.atomic():  # the cache's eviction may refuse the change (tenants.cache)
+        tenant.save(update_fields=["is_active", "archived_at"])
     return tenant
 
 

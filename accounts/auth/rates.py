@@ -1,10 +1,11 @@
 """Rate counters that every process sees, for the throttles.
 
-With ``REDIS_URL``: Redis ``INCR`` on a key per window (atomic). Without:
-one atomic ``INSERT ... ON CONFLICT DO UPDATE`` on ``accounts_ratecounter``
-in the tenant's schema. Either way two gunicorn workers (or two machines)
-share one count, so a limit is not multiplied by the number of processes,
-and concurrent hits cannot both see the old count.
+With ``REDIS_URL``: Redis ``INCR`` on a key per window (atomic). Without
+(or while Redis is unavailable: core.outages): one atomic ``INSERT ... ON
+CONFLICT DO UPDATE`` on ``accounts_ratecounter`` in the tenant's schema.
+Either way two gunicorn workers (or two machines) share one count, so a
+limit is not multiplied by the number of processes, and concurrent hits
+cannot both see the old count.
 
 Written here rather than taken from a library: DRF's throttles keep a list of
 timestamps in the cache and rewrite it (not atomic, and per process on the
@@ -14,6 +15,7 @@ count in PostgreSQL when there is no Redis.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
@@ -22,6 +24,9 @@ from django.core.cache import caches
 from django.db import connection
 
 from accounts.models import RateCounter
+from core.outages import CACHE_UNAVAILABLE
+
+logger = logging.getLogger(__name__)
 
 # One hit in this many also deletes the expired counters of the tenant.
 _SWEEP_ONE_IN = 512
@@ -39,7 +44,11 @@ def hit(key: str, period: int) -> tuple[float, float]:
     window = int(now // period)
     elapsed = now / period - window  # 0..1 of the current window gone by
     if settings.REDIS_URL:
-        hits, previous = _hit_redis(key, window, period)
+        try:
+            hits, previous = _hit_redis(key, window, period)
+        except CACHE_UNAVAILABLE as exc:  # still throttled, by the database's counters
+            logger.warning("cache unavailable, rate counted in the database: %s", exc)
+            hits, previous = _hit_database(key, window, period, now)
     else:
         hits, previous = _hit_database(key, window, period, now)
     remaining = max(1.0, (window + 1) * period - now)
