@@ -375,6 +375,18 @@ class UserPermissionsSerializer(serializers.Serializer):
     permissions = PermissionLabelsField()
 
 
+class UserPermissionsSummarySerializer(serializers.Serializer):
+    """A user's model permissions (selectors.user_permissions_summary): the
+    answer of /api/users/{id}/permissions/, described for the OpenAPI schema."""
+
+    user = serializers.IntegerField()
+    direct = serializers.ListField(child=serializers.CharField(), help_text="app_label.codename")
+    via_groups = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="app_label.codename -> the names of the groups that grant it",
+    )
+
+
 class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
     actor = serializers.SerializerMethodField()
     subject = serializers.SerializerMethodField()

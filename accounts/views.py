@@ -13,7 +13,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django_filters import rest_framework as filters
 from djoser.views import UserViewSet as DjoserUserViewSet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled
@@ -58,9 +58,12 @@ from accounts.serializers import (
     SupportPasswordResetSerializer,
     TenantSettingsSerializer,
     TenantSettingsUpdateSerializer,
+    UserCreateSerializer,
     UserPermissionsSerializer,
+    UserPermissionsSummarySerializer,
 )
 from core.errors import NotFound
+from core.openapi import errors
 from mail import selectors as mail_selectors
 from mail import services as mail_services
 from mail.models import OutboxEmail
@@ -70,6 +73,10 @@ from tenants import selectors as tenant_selectors
 from tenants.db import current_tenant_id
 from tenants.models import Tenant
 from tenants.permissions import IsPlatformOperator
+
+# The ids of detail routes, as core.ids.parse_id reads them: DRF's default
+# ("[^/.]+", then int()) took " 7", "+7", "7_0" and full-width digits for ids.
+ID_IN_URL = "[0-9]{1,19}"
 
 
 def _user(request: Request) -> User:
@@ -90,6 +97,7 @@ def links_of(request: HttpRequest) -> emails.LinkBase:
 # --- djoser's users, per tenant -----------------------------------------------------------
 
 
+@extend_schema_view(create=extend_schema(responses={201: UserCreateSerializer, **errors(409)}))
 class UserViewSet(DjoserUserViewSet):
     """djoser's endpoints with the seed's access rules and our services.
 
@@ -103,6 +111,7 @@ class UserViewSet(DjoserUserViewSet):
     """
 
     queryset = User.objects.order_by("id")
+    lookup_value_regex = ID_IN_URL
 
     def get_queryset(self) -> QuerySet[User]:
         user = _user(self.request)
@@ -148,34 +157,42 @@ class UserViewSet(DjoserUserViewSet):
         service(tenant=tenant_of(request), links=links_of(request), **{f: data.validated_data[f] for f in fields})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False)
     def activation(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, services.user_activate, "user")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False)
     def resend_activation(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, services.user_resend_activation, "email")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False)
     def set_password(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, partial(services.user_set_password, user=_user(request)), "new_password")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False)
     def reset_password(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, services.user_send_password_reset, "email")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False)
     def reset_password_confirm(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, services.user_reset_password, "user", "new_password")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False, url_path="set_email")
     def set_username(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, partial(services.user_change_email, user=_user(request)), "new_email")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False, url_path="reset_email")
     def reset_username(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, partial(services.user_send_email_reset, caller=_user(request)), "email")
 
+    @extend_schema(responses={204: None})
     @action(["post"], detail=False, url_path="reset_email_confirm")
     def reset_username_confirm(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._done(request, services.user_change_email, "user", "new_email")
@@ -195,6 +212,7 @@ class LogoutEverywhereView(APIView):
 # --- the seed's profile and customer ------------------------------------------------------
 
 
+@extend_schema_view(create=extend_schema(responses={201: ProfileSerializer, **errors(409)}))
 class ProfileViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Profile]):
     """Only ever the caller's own profile; one per user."""
 
@@ -218,12 +236,19 @@ class ProfileViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.Ge
         )
 
 
+# 409: the user already is a customer (a race past the serializer's check).
+@extend_schema_view(
+    create=extend_schema(responses={201: CustomerSerializer, **errors(409)}),
+    update=extend_schema(responses={200: CustomerSerializer, **errors(409)}),
+    partial_update=extend_schema(responses={200: CustomerSerializer, **errors(409)}),
+)
 class CustomerViewSet(viewsets.ModelViewSet[Customer]):
     """Full CRUD for tenant admins; ``me`` for any authenticated user."""
 
     serializer_class = CustomerSerializer
     permission_classes = [IsTenantAdmin]
     queryset = Customer.objects.select_related("user").order_by("id")
+    lookup_value_regex = ID_IN_URL
 
     def perform_create(self, serializer: BaseSerializer[Customer]) -> None:
         serializer.instance = services.customer_create(**serializer.validated_data)
@@ -231,13 +256,15 @@ class CustomerViewSet(viewsets.ModelViewSet[Customer]):
     def perform_update(self, serializer: BaseSerializer[Customer]) -> None:
         serializer.instance = services.customer_update(customer=serializer.instance, **serializer.validated_data)  # type: ignore[arg-type]
 
+    @extend_schema(request=CustomerMeSerializer, responses=CustomerMeSerializer)  # the user is read-only here
     @action(detail=False, methods=["get", "put"], permission_classes=[IsAuthenticated])
     def me(self, request: Request) -> Response:
-        customer = services.customer_for(user=_user(request))
         if request.method == "GET":
-            return Response(CustomerMeSerializer(customer).data)
-        serializer = CustomerMeSerializer(customer, data=request.data, partial=True)
+            return Response(CustomerMeSerializer(services.customer_for(user=_user(request))).data)
+        # The body first: a refused one must not make the record either.
+        serializer = CustomerMeSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        customer = services.customer_for(user=_user(request))
         customer = services.customer_update(customer=customer, **serializer.validated_data)
         return Response(CustomerMeSerializer(customer).data)
 
@@ -245,6 +272,12 @@ class CustomerViewSet(viewsets.ModelViewSet[Customer]):
 # --- groups, permissions, audit --------------------------------------------------------------
 
 
+# 409: the name is taken (a race past the serializer's check).
+@extend_schema_view(
+    create=extend_schema(responses={201: GroupSerializer, **errors(409)}),
+    update=extend_schema(responses={200: GroupSerializer, **errors(409)}),
+    partial_update=extend_schema(responses={200: GroupSerializer, **errors(409)}),
+)
 class GroupViewSet(viewsets.ModelViewSet[Group]):
     """Tenant admins write; every authenticated user of the tenant may read."""
 
@@ -253,6 +286,7 @@ class GroupViewSet(viewsets.ModelViewSet[Group]):
     queryset = Group.objects.prefetch_related(
         Prefetch("permissions", queryset=selectors.permissions_with_types()), "user_set"
     ).order_by("name")
+    lookup_value_regex = ID_IN_URL
 
     def perform_create(self, serializer: BaseSerializer[Group]) -> None:
         data = serializer.validated_data
@@ -290,14 +324,15 @@ class UserPermissionsView(APIView):
     permission_classes = [IsTenantAdmin]
     serializer_class = UserPermissionsSerializer
 
+    @extend_schema(responses=UserPermissionsSummarySerializer)
     def get(self, request: Request, pk: int) -> Response:
         return Response(selectors.user_permissions_summary(user=selectors.user_get(pk=pk)))
 
-    @extend_schema(request=UserPermissionsSerializer)
+    @extend_schema(request=UserPermissionsSerializer, responses=UserPermissionsSummarySerializer)
     def post(self, request: Request, pk: int) -> Response:
         return self._change(request, pk, services.user_permissions_add)
 
-    @extend_schema(request=UserPermissionsSerializer)
+    @extend_schema(request=UserPermissionsSerializer, responses={200: UserPermissionsSummarySerializer})
     def delete(self, request: Request, pk: int) -> Response:
         return self._change(request, pk, services.user_permissions_remove)
 
@@ -352,7 +387,7 @@ class EmailListView(ListAPIView[OutboxEmail]):
 class EmailRetryView(APIView):
     permission_classes = [IsTenantAdmin]
 
-    @extend_schema(request=None, responses=OutboxEmailSerializer)
+    @extend_schema(request=None, responses={200: OutboxEmailSerializer, **errors(409)})
     def post(self, request: Request, pk: int) -> Response:
         row = mail_services.email_retry(pk=pk, tenant_id=current_tenant_id() or None)
         return Response(OutboxEmailSerializer(row).data)
@@ -384,7 +419,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     permission_classes = [IsTenantAdmin]
     filter_backends = [filters.DjangoFilterBackend]
     filterset_class = InvitationFilter
-    lookup_value_regex = "[0-9]{1,19}"
+    lookup_value_regex = ID_IN_URL
 
     def get_queryset(self) -> QuerySet[Invitation]:
         return selectors.invitations()
@@ -397,7 +432,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     def _answer(self, invitation: Invitation, code: int = status.HTTP_200_OK) -> Response:
         return Response(InvitationSerializer(selectors.invitation_get(pk=invitation.pk)).data, status=code)
 
-    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer, **errors(409)})
     def create(self, request: Request) -> Response:
         data = InvitationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -406,7 +441,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         )
         return self._answer(invitation, status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=InvitationSerializer)
+    @extend_schema(request=None, responses={200: InvitationSerializer, **errors(409)})
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str) -> Response:
         invitation = services.invitation_resend(
@@ -414,7 +449,7 @@ class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         )
         return self._answer(invitation)
 
-    @extend_schema(request=None, responses=InvitationSerializer)
+    @extend_schema(request=None, responses={200: InvitationSerializer, **errors(409)})
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
         return self._answer(services.invitation_revoke(invitation=self.get_object()))
@@ -448,7 +483,7 @@ class InvitationAcceptView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [ResetIPThrottle]
 
-    @extend_schema(request=InvitationAcceptSerializer, responses={201: InvitedUserSerializer})
+    @extend_schema(request=InvitationAcceptSerializer, responses={201: InvitedUserSerializer, **errors(409)})
     def post(self, request: Request) -> Response:
         data = InvitationAcceptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -534,7 +569,7 @@ class OperatorListCreateView(ListAPIView[User]):
     def get_queryset(self) -> QuerySet[User]:
         return selectors.operator_list()
 
-    @extend_schema(request=OperatorCreateSerializer, responses={201: OperatorSerializer})
+    @extend_schema(request=OperatorCreateSerializer, responses={201: OperatorSerializer, **errors(409)})
     def post(self, request: Request) -> Response:
         data = OperatorCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -574,7 +609,10 @@ class TenantSupportPasswordResetView(APIView):
 
     permission_classes = [IsPlatformOperator]
 
-    @extend_schema(request=SupportPasswordResetSerializer, responses={202: SupportPasswordResetAnswerSerializer})
+    @extend_schema(
+        request=SupportPasswordResetSerializer,
+        responses={202: SupportPasswordResetAnswerSerializer, **errors(409, 429)},  # 429: throttled in the view
+    )
     def post(self, request: Request, slug: str) -> Response:
         tenant = tenant_selectors.tenant_get(slug=slug)
         data = SupportPasswordResetSerializer(data=request.data)

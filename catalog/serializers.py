@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import Group
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from accounts.models import User
@@ -34,6 +35,59 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
             "updated_at",
         ]
         read_only_fields = ["id", "owner", "is_published", "published_at", "created_at", "updated_at"]
+
+
+# --- answers (dicts the selectors build), described for the OpenAPI schema ---------------------
+
+
+class GrantHolderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    permissions = serializers.ListField(child=serializers.CharField(), help_text="codenames")
+
+
+class UserGrantsSerializer(GrantHolderSerializer):
+    email = serializers.CharField()
+
+
+class GroupGrantsSerializer(GrantHolderSerializer):
+    name = serializers.CharField()
+
+
+class ProductGrantsSerializer(serializers.Serializer):
+    """Who holds which object permission on a product (selectors.product_grants)."""
+
+    users = UserGrantsSerializer(many=True)
+    groups = GroupGrantsSerializer(many=True)
+
+
+# What policy.explain names as the source of an allowed action.
+ACCESS_SOURCES = ["superuser", "model_direct", "model_group", "object_direct", "object_group", "owner", "published"]
+
+
+class ActionAccessSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    # By name: a field called "source" in a class body would shadow Field.source for type checkers.
+    sources = inline_serializer(
+        "AccessSource",
+        {
+            "source": serializers.ChoiceField(choices=ACCESS_SOURCES),
+            "permission": serializers.CharField(required=False, help_text="app_label.codename"),
+            "group": serializers.CharField(required=False, help_text="the group's name"),
+        },
+        many=True,
+    )
+
+
+class ProductAccessSerializer(serializers.Serializer):
+    """What a user may do with a product, and why (policy.explain)."""
+
+    product = serializers.IntegerField()
+    user = serializers.IntegerField()
+    actions = serializers.DictField(child=ActionAccessSerializer(), help_text="view, change, delete, publish")
+
+
+class BulkGrantResultSerializer(serializers.Serializer):
+    changed = serializers.IntegerField(help_text="grant rows written or removed")
 
 
 class CodenameField(serializers.CharField):

@@ -306,7 +306,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ("rest_framework.permissions.IsAuthenticated",),
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",  # documents the error answers too
     "EXCEPTION_HANDLER": "core.handlers.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
     "DEFAULT_PARSER_CLASSES": ("core.limits.BoundedJSONParser",),
@@ -397,7 +397,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "tenantdesk API",
     "DESCRIPTION": (
         "Schema-per-tenant SaaS backend: platform API on the base domain, tenant API on each subdomain. "
-        'Every error is JSON: {"detail": str, "code": str, "errors": {field: [str]}} (errors only for validation).'
+        'Every error is JSON: {"detail": str, "code": str, "errors": {field: [str]}} (errors only for validation). '
+        "On any path, an unknown host answers 404 and a suspended tenant's host 403."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -13,7 +13,11 @@ from tenants.db import connection
 @extend_schema(
     responses=inline_serializer(
         "Health",
-        {"status": serializers.CharField(), "schema": serializers.CharField(), "tenant": serializers.CharField()},
+        {
+            "status": serializers.CharField(),
+            "schema": serializers.CharField(),
+            "tenant": serializers.CharField(allow_null=True, help_text="null on the public host"),
+        },
     )
 )
 @api_view(["GET"])

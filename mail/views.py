@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound
+from core.openapi import errors
 from mail import selectors, services
 from mail.models import OutboxEmail
 from mail.serializers import FleetEmailSerializer
@@ -50,7 +51,7 @@ class FleetEmailListView(ListAPIView[OutboxEmail]):
 class FleetEmailRetryView(APIView):
     permission_classes = [IsPlatformOperator]
 
-    @extend_schema(request=None, responses=FleetEmailSerializer)
+    @extend_schema(request=None, responses={200: FleetEmailSerializer, **errors(409)})
     def post(self, request: Request, pk: int) -> Response:
         row = selectors.emails_of_fleet().filter(pk=pk).first()
         if row is None:

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.openapi import errors
 from tenants import selectors, services
 from tenants.models import Tenant
 from tenants.permissions import IsPlatformOperator
@@ -55,7 +56,7 @@ class TenantListCreateView(PlatformView, generics.ListAPIView[Tenant]):
     def get_queryset(self) -> QuerySet[Tenant]:
         return selectors.tenant_list()
 
-    @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer})
+    @extend_schema(request=TenantCreateSerializer, responses={201: TenantSerializer, **errors(409)})
     def post(self, request: Request) -> Response:
         data = TenantCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -77,7 +78,7 @@ class TenantDetailView(PlatformView):
 
     @extend_schema(
         parameters=[OpenApiParameter("purge", str, description="The tenant's slug again: drop its schema for good.")],
-        responses={204: None},
+        responses={204: None, **errors(409)},  # 409: a purge refused on Citus (TenantBusy)
     )
     def delete(self, request: Request, slug: str) -> Response:
         tenant = selectors.tenant_get(slug=slug)
@@ -95,7 +96,7 @@ class TenantDomainsView(PlatformView):
         tenant = selectors.tenant_get(slug=slug)
         return Response(DomainSerializer(tenant.domains.all(), many=True).data)
 
-    @extend_schema(request=DomainSerializer, responses={201: DomainSerializer})
+    @extend_schema(request=DomainSerializer, responses={201: DomainSerializer, **errors(409)})
     def post(self, request: Request, slug: str) -> Response:
         data = DomainSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django_tenants.utils import schema_context
+from psycopg import sql
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from catalog.models import Product
+from mail.models import OutboxEmail
+from tenants.db import connection
 from tests import factories
 from tests.factories import PASSWORD, DemoTenant
 
@@ -210,3 +214,86 @@ def list_ids(client: APIClient, query: str = "") -> list[int]:
         ids.extend(item["id"] for item in body["results"])
         url = body["next"]
     return ids
+
+
+# --- the whole API: what exists to aim at, what was written -----------------------------------
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Rows that exist, for the tests that call every operation of the
+    OpenAPI schemas (tests/test_fuzz.py, tests/test_hostile_input.py): ids by
+    the collection a path parameter names (the path segment before it:
+    ``/api/products/{id}/`` -> "products"), and the plain callers made."""
+
+    ids: dict[str, list[Any]]
+    user: User  # acme's plain user (owns the first product)
+    staff: User  # a plain operator: staff of the public schema, not superuser
+
+
+_PATH_PARAMETER = re.compile(r"([^/{}]+)/\{(\w+)\}")
+
+
+def path_parameters(path: str) -> dict[str, str]:
+    """``{name: collection}`` of a schema path's parameters."""
+    return {name: collection for collection, name in _PATH_PARAMETER.findall(path)}
+
+
+def make_targets() -> Targets:
+    """In acme: a plain user, a group, a customer, an invitation (and its
+    email), three products (the user's, a published one, a private one); a
+    plain operator. Made through the API where the API makes them."""
+    user = make_user(ACME, email="plain@acme.test")
+    staff = make_user(PLATFORM, email="staff@platform.test", is_staff=True)
+    admin = admin_client(ACME)
+    made = {
+        "groups": admin.post("/api/groups/", {"name": "Targets"}, format="json"),
+        "customers": admin.post("/api/customers/", {"user": user.pk}, format="json"),
+        "invitations": admin.post("/api/invitations/", {"email": "invitee@acme.test"}, format="json"),
+    }
+    for response in made.values():
+        assert response.status_code == 201, response.content
+    with schema_context("public"):
+        emails = list(OutboxEmail.objects.order_by("pk").values_list("pk", flat=True)[:3])
+    assert emails, "the invitation queued an email"
+    ids: dict[str, list[Any]] = {collection: [response.json()["id"]] for collection, response in made.items()}
+    ids |= {
+        "products": [make_product(owner=user).pk, make_product(published=True).pk, make_product().pk],
+        "users": [user.pk, admin_id(ACME)],
+        "emails": emails,
+        "operators": [staff.pk, user_id(PLATFORM, OPERATOR_EMAIL)],
+        "tenants": [ACME.slug, GLOBEX.slug],
+        "domains": [ACME.host, GLOBEX.host],
+    }
+    return Targets(ids=ids, user=user, staff=staff)
+
+
+def table_rows(*schemas: str) -> dict[tuple[str, str], int]:
+    """The exact row count (count(*)) of every table of the schemas, in one
+    statement: ``{(schema, table): rows}``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY(%s) ORDER BY 1, 2", [list(schemas)]
+        )
+        tables = cursor.fetchall()
+        counts = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}, {}, count(*) FROM {}").format(
+                sql.Literal(schema), sql.Literal(name), sql.Identifier(schema, name)
+            )
+            for schema, name in tables
+        )
+        cursor.execute(counts.as_string())
+        return {(schema, name): rows for schema, name, rows in cursor.fetchall()}
+
+
+def rows_written(*schemas: str) -> dict[tuple[str, str], int]:
+    """Per table of the schemas, the rows this transaction inserted, updated
+    or deleted so far (pg_stat_xact_user_tables: live, rolled back savepoints
+    included), which row counts alone miss (an UPDATE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT schemaname, relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_xact_user_tables"
+            " WHERE schemaname = ANY(%s)",
+            [list(schemas)],
+        )
+        return {(schema, name): written for schema, name, written in cursor.fetchall()}
