@@ -39,6 +39,8 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    Func,
+    IntegerField,
     Lookup,
     OuterRef,
     Q,
@@ -323,6 +325,27 @@ def allowed_q(user: Caller, action: str, *, published: bool = True) -> Q | None:
         return _NO_PRODUCT
     first, *rest = branches
     return Q(_in_ids("pk", first.union(*rest, all=True) if rest else first))
+
+
+def visible_total(user: Caller, action: str = "view") -> Func | None:
+    """How many products ``visible(user, action)`` holds, as an expression
+    for a page's rows (one scalar subquery, computed once per statement:
+    core.pagination); None when nothing restricts the list (a plain COUNT is
+    as cheap) or no row-level source applies.
+
+    It counts the distinct ids of the branches themselves, without looking
+    the products up: every id a branch yields is a product's (the grant
+    tables' foreign keys cascade; the other branches read products), so the
+    number is exact. Only for the unfiltered list: a search or a filter
+    narrows the products, not the branches."""
+    if has_model_level(user, action):
+        return None
+    branches = _row_branches(user, action)
+    if not branches:
+        return None
+    first, *rest = branches
+    distinct_ids = first.union(*rest) if rest else first.distinct()  # UNION, not UNION ALL: each id once
+    return Func(ArraySubquery(distinct_ids), function="cardinality", output_field=IntegerField())
 
 
 def visible(

@@ -43,3 +43,21 @@ def current_tenant_id() -> int:
     # A bare schema switch (schema_context) carries no row: look it up.
     found = Tenant.objects.filter(schema_name=connection.schema_name).values_list("pk", flat=True).first()
     return found if found is not None else -1
+
+
+def use_tenant(tenant: Tenant) -> None:
+    """``connection.set_tenant(tenant)``, keeping what django-tenants knows of
+    the session's search_path when the schema does not change.
+
+    ``set_tenant`` forgets it, so the next statement of every request is
+    preceded by its own ``SET search_path`` round trip, although a persistent
+    connection serving the same tenant again already has it. django-tenants
+    forgets it itself whenever the session may have lost it (the connection
+    closed or replaced, a rollback, a rolled-back savepoint), and then the SET
+    is sent as before."""
+    wrapper: Any = connection
+    known = wrapper.search_path_set_schemas
+    same = wrapper.schema_name == tenant.schema_name and wrapper.include_public_schema
+    connection.set_tenant(tenant)
+    if same and known and wrapper.connection is not None:
+        wrapper.search_path_set_schemas = known

@@ -26,7 +26,7 @@ from django.urls import set_urlconf
 
 from core.errors import json_error
 from tenants.cache import resolve_host
-from tenants.db import connection
+from tenants.db import connection, use_tenant
 
 
 class TenantMiddleware:
@@ -61,7 +61,7 @@ class TenantMiddleware:
                 return json_error(request, 403, "This tenant is suspended.", "tenant_suspended")
             tenant.domain_url = host
             request.tenant = tenant  # type: ignore[attr-defined]
-            connection.set_tenant(tenant)
+            use_tenant(tenant)  # no new SET search_path when this connection serves the schema already
             request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
         set_urlconf(request.urlconf)  # type: ignore[attr-defined]
         structlog.contextvars.bind_contextvars(tenant=connection.schema_name)  # on every line of the request

@@ -194,3 +194,47 @@ def test_grants_listing_has_no_per_row_queries() -> None:
         counts[grants] = count_queries(client, grants_url(product.pk))
     assert counts[2] == counts[40], counts
     assert counts[40] <= LIST_BUDGET, counts
+
+
+# --- the unfiltered list reads its count with its page (core.pagination) -------------------------
+
+
+def test_the_unfiltered_list_reads_page_and_count_in_one_statement() -> None:
+    grantee, visible = build(products=120, grants=400)  # direct and group grants overlap: ids repeat in the branches
+    client = api_client(user=grantee)
+    url = f"{PRODUCTS}?page_size=10"
+    client.get(url)  # warm
+    with CaptureQueriesContext(connection) as ctx:
+        body = client.get(url).json()
+    product_statements = [q["sql"] for q in ctx.captured_queries if "catalog_product" in q["sql"]]
+    assert len(product_statements) == 1, product_statements
+    assert "COUNT(" not in product_statements[0].upper().replace("CARDINALITY", "")
+    assert body["count"] == len(visible)
+    assert [item["id"] for item in body["results"]] == visible[:10]
+
+
+@pytest.mark.parametrize("page_size", [1, 7, 50])
+def test_the_one_statement_pages_agree_with_the_counted_ones(page_size: int) -> None:
+    """Page by page, the fast path (no filter) and the usual one (an ordering
+    that changes nothing, so COUNT runs) give the same count, pages and links."""
+    grantee, visible = build(products=60, grants=300)
+    client = api_client(user=grantee)
+    pages = -(-len(visible) // page_size)
+    for page in range(1, pages + 1):
+        fast = client.get(f"{PRODUCTS}?page_size={page_size}&page={page}").json()
+        counted = client.get(f"{PRODUCTS}?page_size={page_size}&page={page}&ordering=id").json()
+        assert fast["count"] == counted["count"] == len(visible)
+        assert fast["results"] == counted["results"]
+        assert (fast["next"] is None) == (counted["next"] is None)
+        assert (fast["previous"] is None) == (counted["previous"] is None)
+    for past in (pages + 1, 10**6):
+        response = client.get(f"{PRODUCTS}?page_size={page_size}&page={past}")
+        assert response.status_code == 404, response.content
+    for odd in ("0", "-1", "x", "last"):
+        assert client.get(f"{PRODUCTS}?page_size={page_size}&page={odd}").status_code == (200 if odd == "last" else 404)
+
+
+def test_an_empty_list_counts_zero_in_the_fast_path() -> None:
+    nobody = make_user(prefix="empty")
+    body = api_client(user=nobody).get(PRODUCTS).json()
+    assert body == {"count": 0, "next": None, "previous": None, "results": []}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection as django_connection
+from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
 from core.errors import ApplicationError
@@ -213,3 +214,34 @@ def test_no_cache_key_lives_forever_for_a_host_asked_about(db, monkeypatch):
     tenant_cache.evict_hosts([f"made-up-0.{BASE}"])
     assert timeouts
     assert None not in timeouts, timeouts
+
+
+def _search_path_sets(host: str, path: str = "/api/products/") -> int:
+    with CaptureQueriesContext(django_connection) as queries:
+        assert api_client(host).get(path).status_code == 200
+    return sum(1 for q in queries.captured_queries if q["sql"].startswith("SET search_path"))
+
+
+def test_a_connection_serving_the_same_tenant_again_sets_no_search_path(db):
+    """The tenant middleware keeps django-tenants' knowledge of the session's
+    search_path when the schema stays the same (tenants.db.use_tenant): one
+    round trip less per request. Another tenant, or the public host, sets it."""
+    _search_path_sets(ACME.host)  # warm: cache, connection
+    assert _search_path_sets(ACME.host) == 0
+    assert _search_path_sets(GLOBEX.host) == 1
+    assert _search_path_sets(GLOBEX.host) == 0
+    assert _search_path_sets(ACME.host) == 1
+    with CaptureQueriesContext(django_connection) as queries:  # the data is acme's all the same
+        body = api_client(ACME.host).get("/api/health/").json()
+    assert body["schema"] == "acme"
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("SET search_path")]
+
+
+def test_after_a_rollback_the_search_path_is_set_again(db):
+    _search_path_sets(ACME.host)
+    assert _search_path_sets(ACME.host) == 0
+    sid = transaction.savepoint()
+    with django_connection.cursor() as cursor:
+        cursor.execute("SET search_path = public")  # what a rolled-back savepoint may undo or leave
+    transaction.savepoint_rollback(sid)
+    assert _search_path_sets(ACME.host) == 1
