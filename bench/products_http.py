@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -197,7 +198,10 @@ def run(args: argparse.Namespace) -> common.Checks:
     world = products.build_world(args)
     print(f"built the tenant in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     db = settings.DATABASES["default"]
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host = db["HOST"] or "127.0.0.1"
+    # The embedded PostgreSQL listens on a socket directory only (devtools.embedded_db).
+    where = quote(host, safe="") if host.startswith("/") else f"{host}:{db['PORT'] or 5432}"
+    database_url = f"postgres://{db['USER']}@{where}/{db['NAME']}"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
@@ -45,6 +45,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce
@@ -52,6 +53,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import User
 from accounts.permissions import is_tenant_admin
 from catalog.models import Product, ProductGroupObjectPermission, ProductUserObjectPermission
+from core import statements
 from core.labels import permission_label
 
 APP_LABEL = "catalog"
@@ -327,22 +329,26 @@ def allowed_q(user: Caller, action: str, *, published: bool = True) -> Q | None:
     return Q(_in_ids("pk", first.union(*rest, all=True) if rest else first))
 
 
-def visible_total(user: Caller, action: str = "view") -> Func | None:
+def visible_total(user: Caller, action: str = "view") -> Func | Subquery | Value:
     """How many products ``visible(user, action)`` holds, as an expression
-    for a page's rows (one scalar subquery, computed once per statement:
-    core.pagination); None when nothing restricts the list (a plain COUNT is
-    as cheap) or no row-level source applies.
+    for a page's rows: one scalar subquery, computed once per statement
+    (``visible_page``).
 
-    It counts the distinct ids of the branches themselves, without looking
-    the products up: every id a branch yields is a product's (the grant
-    tables' foreign keys cascade; the other branches read products), so the
-    number is exact. Only for the unfiltered list: a search or a filter
-    narrows the products, not the branches."""
+    When nothing restricts the list, a COUNT of the products; when no source
+    can apply, 0. Otherwise it counts the distinct ids of the branches
+    themselves, without looking the products up: every id a branch yields is
+    a product's (the grant tables' foreign keys cascade; the other branches
+    read products), so the number is exact. Only for the unfiltered list: a
+    search or a filter narrows the products, not the branches."""
     if has_model_level(user, action):
-        return None
+        # COUNT(*) of every product; not an aggregate to the ORM, so no GROUP BY.
+        every = Product.objects.order_by().annotate(
+            n=Func(function="COUNT", template="COUNT(*)", output_field=IntegerField())
+        )
+        return Subquery(every.values("n"), output_field=IntegerField())
     branches = _row_branches(user, action)
     if not branches:
-        return None
+        return Value(0)
     first, *rest = branches
     distinct_ids = first.union(*rest) if rest else first.distinct()  # UNION, not UNION ALL: each id once
     return Func(ArraySubquery(distinct_ids), function="cardinality", output_field=IntegerField())
@@ -356,6 +362,56 @@ def visible(
     queryset = Product.objects.all() if queryset is None else queryset
     q = allowed_q(user, action, published=published)
     return queryset if q is None else queryset.filter(q)
+
+
+def visible_page(user: Caller, bottom: int, size: int, action: str = "view") -> tuple[list[Product], int | None]:
+    """Rows ``bottom`` to ``bottom + size`` of ``visible(user, action)`` in id
+    order, and how many products the whole list holds (None when the page is
+    empty: past the end, or nothing to see). One statement, whose SQL is
+    compiled once per shape of the rule (core.statements): which sources
+    apply, and how many permission ids the grants are compared with. The
+    statement is the one ``visible`` and ``visible_total`` build, for a
+    stand-in of the caller."""
+    shape, values = _caller_shape(user, action)
+
+    def build(stand_ins: tuple[int, ...]) -> QuerySet[Product]:
+        stand_in = _stand_in_caller(shape, stand_ins)
+        ordered = Product.objects.order_by("id")
+        return visible(stand_in, action, ordered).annotate(_list_total=visible_total(stand_in, action))
+
+    compiled = statements.statement(("catalog.visible_page", *shape), build, len(values))
+    if compiled is None:  # not reusable (logged): the ORM, for this call
+        ordered = Product.objects.order_by("id")
+        query = visible(user, action, ordered).annotate(_list_total=visible_total(user, action))
+        rows: list[Product] = list(query[bottom : bottom + size])
+    else:
+        # LIMIT and OFFSET as parameters: Django writes a slice's into the SQL.
+        params = [*compiled.params(values), size, bottom]
+        rows = list(Product.objects.raw(f"{compiled.sql} LIMIT %s OFFSET %s", params))
+    return rows, (int(rows[0]._list_total) if rows else None)  # type: ignore[attr-defined]
+
+
+def _caller_shape(user: Caller, action: str) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+    """The shape of the rule for the caller (what its SQL text depends on),
+    and the values that fill it."""
+    if has_model_level(user, action):
+        return ("every",), ()
+    if not _authenticated(user):
+        return ("anonymous", action), ()
+    ids = model_grants(user).permission_ids.get(CODENAMES[action], ())
+    return ("grants", action, len(ids)), (user.pk, *ids)
+
+
+def _stand_in_caller(shape: tuple[Any, ...], stand_ins: tuple[int, ...]) -> Caller:
+    """A caller of that shape whose id and permission ids are the stand-ins."""
+    if shape[0] == "anonymous":
+        return AnonymousUser()
+    stand_in = User(pk=stand_ins[0] if stand_ins else None, is_active=True, is_superuser=shape[0] == "every")
+    ids = stand_ins[1:]
+    stand_in._catalog_model_grants = ModelGrants(  # type: ignore[attr-defined]
+        direct=frozenset(), via_groups={}, permission_ids={CODENAMES[shape[1]]: ids} if ids else {}
+    )
+    return stand_in
 
 
 def product_with_access(

@@ -297,6 +297,13 @@ def check_policy(world: World, built: Built) -> None:
             listed = set(policy.visible(caller, action).filter(pk__in=ids).values_list("pk", flat=True))
             expected = {ids[p] for p in range(len(ids)) if oracle_allows(world, u, p, action)}
             assert listed == expected, (u, action, "visible", listed, expected)
+            # The page statement compiled once per shape (core.statements) holds the same
+            # products, in id order, and counts the whole list.
+            everything = policy.visible(caller, action).order_by("id")
+            rows, total = policy.visible_page(caller, 0, 10_000, action)
+            assert [r.pk for r in rows] == list(everything.values_list("pk", flat=True)), (u, action, "page")
+            assert {r.pk for r in rows} & set(ids) == expected, (u, action, "page")
+            assert total == (everything.count() if rows else None), (u, action, "page total")
         for p, pk in enumerate(ids):
             flagged = policy.product_with_access(caller, pk)
             assert flagged is not None

@@ -238,3 +238,26 @@ def test_an_empty_list_counts_zero_in_the_fast_path() -> None:
     nobody = make_user(prefix="empty")
     body = api_client(user=nobody).get(PRODUCTS).json()
     assert body == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_the_admins_unfiltered_list_is_one_statement_after_authentication() -> None:
+    build(products=30, grants=10)
+    client = admin_client()
+    url = f"{PRODUCTS}?page_size=10"
+    client.get(url)  # warm
+    with CaptureQueriesContext(connection) as ctx:
+        body = client.get(url).json()
+    product_statements = [q["sql"] for q in ctx.captured_queries if "catalog_product" in q["sql"]]
+    assert len(ctx.captured_queries) == 2, [q["sql"] for q in ctx.captured_queries]  # the user, the page
+    assert len(product_statements) == 1, product_statements
+    with schema_context(ACME.schema):
+        assert body["count"] == Product.objects.count()
+        assert [item["id"] for item in body["results"]] == list(
+            Product.objects.order_by("id").values_list("pk", flat=True)[:10]
+        )
+
+
+def test_a_grants_users_unfiltered_list_is_three_queries() -> None:
+    """The user, its model grants, the page with its count."""
+    grantee, _ = build(products=30, grants=40)
+    assert count_queries(api_client(user=grantee), f"{PRODUCTS}?page_size=10") == 3
