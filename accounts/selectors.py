@@ -13,6 +13,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts import invitation_tokens
 from accounts.models import AuditEntry, Invitation, Profile, User
+from core import statements
 from core.errors import ApplicationError, NotFound
 from core.ids import parse_id
 from core.labels import label_of
@@ -34,7 +35,16 @@ def assignable_permissions() -> QuerySet[Permission]:
 
 def _user_by_id(value: str) -> User | None:
     number = parse_id(value)
-    return User.objects.filter(pk=number).first() if number is not None else None
+    return _user_with_pk(number) if number is not None else None
+
+
+def _user_with_pk(number: int) -> User | None:
+    """The user with this primary key: one statement, compiled once
+    (core.statements; authentication asks on every request)."""
+    compiled = statements.statement(("accounts.user_with_pk",), lambda ids: User.objects.filter(pk=ids[0]), 1)
+    if compiled is None:
+        return User.objects.filter(pk=number).first()
+    return next(iter(User.objects.raw(compiled.sql, compiled.params([number]))), None)
 
 
 def user_get(*, pk: Any) -> User:
@@ -62,6 +72,8 @@ def user_for_token_claim(user_id: Any) -> User | None:
     """
     if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
         return None
+    if jwt_settings.USER_ID_FIELD in ("id", "pk"):
+        return _user_by_id(str(user_id))
     try:
         return User.objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
     except (TypeError, ValueError, DjangoValidationError):

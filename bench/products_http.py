@@ -209,6 +209,9 @@ def run(args: argparse.Namespace) -> common.Checks:
         "DEBUG": "false",
         "JWT_ACCESS_MINUTES": "120",
         "EMAIL_DELIVERY": "thread",
+        # Production's log format (the default outside production is the readable text
+        # renderer, ~0.5 ms a request dearer than the JSON line production writes).
+        "LOG_FORMAT": "json",
     }
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp_name:
         tmp = Path(tmp_name)
