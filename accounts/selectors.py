@@ -44,7 +44,8 @@ def _user_with_pk(number: int) -> User | None:
     compiled = statements.statement(("accounts.user_with_pk",), lambda ids: User.objects.filter(pk=ids[0]), 1)
     if compiled is None:
         return User.objects.filter(pk=number).first()
-    return next(iter(User.objects.raw(compiled.sql, compiled.params([number]))), None)
+    found = compiled.fetch([number])
+    return found[0] if found else None
 
 
 def user_get(*, pk: Any) -> User:

@@ -389,8 +389,7 @@ def visible_page(user: Caller, bottom: int, size: int, action: str = "view") -> 
         rows: list[Product] = list(query[bottom : bottom + size])
     else:
         # LIMIT and OFFSET as parameters: Django writes a slice's into the SQL.
-        params = [*compiled.params(values), size, bottom]
-        rows = list(Product.objects.raw(f"{compiled.sql} LIMIT %s OFFSET %s", params))
+        rows = compiled.fetch(values, tail=" LIMIT %s OFFSET %s", tail_params=(size, bottom))
     return rows, (int(rows[0]._list_total) if rows else None)  # type: ignore[attr-defined]
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Model, QuerySet
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,13 @@ class Statement:
     constants: tuple[Any, ...]
     slots: tuple[tuple[int, int], ...]  # (parameter position, index of the value)
     arity: int
+    model: type[Model]
+    # How a row becomes an instance, as Django's ModelIterable makes it: the
+    # attnames of the model's columns (the first ones), the annotations' names
+    # and columns, and the converters of the columns that have some.
+    attnames: tuple[str, ...]
+    annotations: tuple[tuple[str, int], ...]
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
 
     def params(self, values: Sequence[Any]) -> list[Any]:
         if len(values) != self.arity:
@@ -57,6 +65,27 @@ class Statement:
         for position, index in self.slots:
             params[position] = values[index]
         return params
+
+    def fetch(self, values: Sequence[Any], *, tail: str = "", tail_params: Sequence[Any] = ()) -> list[Any]:
+        """The statement's rows as model instances (annotations as
+        attributes), run with ``values``; ``tail`` (e.g. ``LIMIT %s``) is
+        appended to the SQL, with its own parameters."""
+        sql, params = f"{self.sql}{tail}", [*self.params(values), *tail_params]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        width, alias = len(self.attnames), connection.alias
+        instances = []
+        for fetched in rows:
+            row = list(fetched)
+            for column, functions, expression in self.converters:
+                for function in functions:
+                    row[column] = function(row[column], expression, connection)
+            instance = self.model.from_db(alias, self.attnames, row[:width])
+            for name, column in self.annotations:
+                setattr(instance, name, row[column])
+            instances.append(instance)
+        return instances
 
 
 _UNUSABLE = object()
@@ -83,8 +112,10 @@ def _compile(key: Hashable, build: Callable[[tuple[int, ...]], QuerySet[Any]], a
     if not 0 <= arity <= MAX_VALUES:
         raise ValueError(f"at most {MAX_VALUES} values a statement")
     stand_ins = STAND_INS[:arity]
+    queryset = build(stand_ins)
+    compiler = queryset.query.get_compiler(using=queryset.db)
     try:
-        sql, params = build(stand_ins).query.sql_with_params()
+        sql, params = compiler.as_sql()
     except EmptyResultSet:  # nothing can match: the ORM answers that without a query
         return _UNUSABLE
     index_of = {value: index for index, value in enumerate(stand_ins)}
@@ -102,7 +133,44 @@ def _compile(key: Hashable, build: Callable[[tuple[int, ...]], QuerySet[Any]], a
             f"stand-ins {inlined} written into its SQL" if inlined else "a value is not among its parameters",
         )
         return _UNUSABLE
-    return Statement(sql=sql, constants=tuple(params), slots=slots, arity=arity)
+    layout = _row_layout(compiler)
+    if layout is None:
+        logger.warning("statement %r is compiled for every call: its rows are more than one model's", key)
+        return _UNUSABLE
+    attnames, annotations = layout
+    converters = tuple(
+        (column, tuple(functions), expression)
+        for column, (functions, expression) in compiler.get_converters([col for col, _, _ in compiler.select]).items()
+    )
+    return Statement(
+        sql=sql,
+        constants=tuple(params),
+        slots=slots,
+        arity=arity,
+        model=queryset.model,
+        attnames=attnames,
+        annotations=annotations,
+        converters=converters,
+    )
+
+
+def _row_layout(compiler: Any) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]] | None:
+    """(attnames, annotations) for ``Statement.fetch``: the model's columns
+    first, in order, then the annotations; None for any other layout (related
+    models, values(), deferred fields)."""
+    info = compiler.klass_info
+    if not info or info.get("related_klass_infos"):
+        return None
+    select, fields = compiler.select, info["select_fields"]
+    if fields != list(range(len(fields))):
+        return None
+    attnames = tuple(select[index][0].target.attname for index in fields)
+    if [f.attname for f in info["model"]._meta.concrete_fields] != list(attnames):
+        return None
+    annotations = tuple(compiler.annotation_col_map.items())
+    if len(attnames) + len(annotations) != len(select):
+        return None
+    return attnames, annotations
 
 
 def forget() -> None:

@@ -13,6 +13,7 @@ from django_tenants.utils import schema_context
 
 from catalog.models import Product
 from core import statements
+from tenants.models import Tenant
 from tests.helpers import ACME, make_user
 
 pytestmark = pytest.mark.django_db
@@ -91,3 +92,48 @@ def test_nothing_can_match_is_left_to_the_orm() -> None:
     with CaptureQueriesContext(connection) as ctx:
         assert statements.statement(("test", "empty"), empty, 0) is None
     assert not ctx.captured_queries
+
+
+def test_fetch_builds_instances_with_their_annotations() -> None:
+    owner = make_user(prefix="fetch")
+    with schema_context(ACME.schema):
+        made = Product.objects.create(name="fetched", price=Decimal("3.50"), owner=owner)
+
+        def build(stand_ins: tuple[int, ...]) -> QuerySet[Product]:
+            return Product.objects.filter(owner_id=stand_ins[0]).annotate(seven=Value(7)).order_by("id")
+
+        compiled = statements.statement(("test", "fetch"), build, 1)
+        assert compiled is not None
+        (row,) = compiled.fetch([owner.pk], tail=" LIMIT %s", tail_params=(5,))
+        orm = Product.objects.get(pk=made.pk)
+        assert [getattr(row, f.attname) for f in Product._meta.concrete_fields] == [
+            getattr(orm, f.attname) for f in Product._meta.concrete_fields
+        ]
+        assert row.seven == 7
+        assert row._state.adding is False
+        assert row._state.db == "default"
+
+
+def test_converters_apply_to_fetched_rows() -> None:
+    """A JSONField's value is decoded by its converter, as the ORM does."""
+    compiled = statements.statement(("test", "tenant"), lambda ids: Tenant.objects.filter(pk=ids[0]), 1)
+    assert compiled is not None
+    assert compiled.converters
+    tenant = Tenant.objects.exclude(schema_name="public").first()
+    assert tenant is not None
+    tenant.link_templates = {"activation": "https://x.example/a/{uid}/{token}"}
+    Tenant.objects.filter(pk=tenant.pk).update(link_templates=tenant.link_templates)
+    (row,) = compiled.fetch([tenant.pk])
+    assert row.link_templates == tenant.link_templates
+    assert row.schema_name == tenant.schema_name
+
+
+def test_rows_of_more_than_one_model_are_left_to_the_orm() -> None:
+    def joined(stand_ins: tuple[int, ...]) -> QuerySet[Product]:
+        return Product.objects.select_related("owner").filter(owner_id=stand_ins[0])
+
+    def partial(stand_ins: tuple[int, ...]) -> QuerySet[Product]:
+        return Product.objects.only("name").filter(owner_id=stand_ins[0])
+
+    assert statements.statement(("test", "joined"), joined, 1) is None
+    assert statements.statement(("test", "partial"), partial, 1) is None
