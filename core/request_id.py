@@ -28,7 +28,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django_structlog import signals
 
-from core.metrics import REQUEST_SECONDS
+from core.metrics import METHODS, REQUEST_SECONDS
 
 HEADER = "X-Request-ID"
 _META = "HTTP_X_REQUEST_ID"
@@ -52,7 +52,9 @@ class RequestIdMiddleware:
         match = getattr(request, "resolver_match", None)
         # URL names, not paths: a bounded label set (unresolved paths are "none").
         REQUEST_SECONDS.labels(
-            view=(match.view_name if match else None) or "none", status=response.status_code
+            view=(match.view_name if match else None) or "none",
+            method=request.method if request.method in METHODS else "other",
+            status=response.status_code,
         ).observe(time.perf_counter() - started)
         response[HEADER] = request_id
         return response

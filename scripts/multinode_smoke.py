@@ -976,7 +976,7 @@ class Run:
                 "GET", "/api/metrics/", host=BASE, headers={"Authorization": f"Bearer {self.metrics_token}"}, expect=200
             )
             text = r.body.decode(errors="replace")
-            for name in ("django_http_requests_latency_seconds_by_view_method", "tenantdesk_outbox_emails"):
+            for name in ("tenantdesk_http_request_duration_seconds", "tenantdesk_outbox_emails"):
                 if name not in text:
                     raise Failure(f"metrics (node {r.node}) lack {name}")
             sent = re.search(r'^tenantdesk_outbox_emails\{status="sent"\} (\S+)$', text, re.MULTILINE)
@@ -988,7 +988,7 @@ class Run:
             for name, port in self.node_ports.items():
                 self.direct += 1
                 r = http(port, "GET", "/api/metrics/", host=BASE, token=self.metrics_token)
-                if r.status != 200 or b"django_http_requests_latency_seconds_by_view_method" not in r.body:
+                if r.status != 200 or b"tenantdesk_http_request_duration_seconds" not in r.body:
                     raise Failure(f"scrape of node {name} directly: {r.describe()}")
             d.append("each node scraped directly")
 
