@@ -64,11 +64,9 @@ import base64
 import http.client
 import json
 import math
-import os
 import random
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -373,12 +371,7 @@ class IsolationRun(ms.Run):
 
     def env(self, **extra: str) -> dict[str, str]:
         return super().env(
-            # The load comes from one address; the throttles still count, in Redis.
-            THROTTLE_LOGIN_IP="1000000/min",
-            THROTTLE_LOGIN_ACCOUNT="1000000/min",
-            THROTTLE_REGISTER_IP="1000000/hour",
-            THROTTLE_RESET_IP="1000000/hour",
-            THROTTLE_RESET_ACCOUNT="1000000/hour",
+            **ms.LOAD_THROTTLES,
             JWT_ACCESS_MINUTES="600",  # the load's access tokens outlive the run
             **extra,
         )
@@ -1509,16 +1502,10 @@ def main() -> int:
     ms.CACHE_DB, ms.BROKER_DB = args.cache_db, args.broker_db
     ms.BUDGET = 300.0 + args.requests / 20  # its waits (set-up) are cut to what is left of it
 
-    def interrupted(signum: int, frame: Any) -> None:
-        raise ms.Interrupted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
-    os.chdir(REPO)
     run = IsolationRun(keep_tmp=args.keep_tmp)
     iso = Isolation(run, args)
-    code = 0
-    try:
+
+    def body() -> int:
         run.setup()
         run.step_ready()
         iso.setup()
@@ -1529,27 +1516,9 @@ def main() -> int:
         code = iso.summary(setup_seconds, emails, args.tolerate)
         if code:
             run.show_logs()
-    except ms.Failure as failure:
-        print(f"\nISOLATION RUN FAILED: {failure}", file=sys.stderr, flush=True)
-        run.show_logs()
-        code = 1
-    except (KeyboardInterrupt, ms.Interrupted) as stop:
-        print(f"\ninterrupted ({str(stop) or 'SIGINT'}): cleaning up", file=sys.stderr, flush=True)
-        code = 130
-    except Exception:
-        print("\nISOLATION RUN FAILED with an unexpected error:", file=sys.stderr, flush=True)
-        traceback.print_exc()
-        run.show_logs()
-        code = 1
-    finally:
-        iso.stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        problems = run.cleanup()
-        for problem in problems:
-            print(f"[cleanup] {problem}", file=sys.stderr)
-        if problems and code == 0:
-            code = 1
+        return code
+
+    code = ms.guarded(run, "ISOLATION RUN", body, finally_=iso.stop.set)
     print(f"{time.monotonic() - ms.STARTED:.1f} s in all", flush=True)
     return code
 

@@ -87,10 +87,6 @@ DOWN_SECONDS = 6.0  # how long PostgreSQL and Redis stay away
 FAULTS = ("postgres", "redis", "provision", "fleet", "worker")
 
 
-class Interrupted(BaseException):
-    """SIGTERM or SIGHUP: cleaned up like Ctrl-C."""
-
-
 # --- PostgreSQL and Redis of our own --------------------------------------------------------
 
 
@@ -342,16 +338,14 @@ class FaultRun(ms.Run):
         self.worker_starts = 0
         self.admin_password = "Adm-" + secrets.token_urlsafe(12)
 
+    def cleanup(self) -> list[str]:
+        return super().cleanup() + self.pg.shutdown()
+
     # --- configuration ---
 
     def env(self, **extra: str) -> dict[str, str]:
         return super().env(
-            # Generous limits: the load comes from one address; the throttles still count.
-            THROTTLE_LOGIN_IP="100000/min",
-            THROTTLE_LOGIN_ACCOUNT="100000/min",
-            THROTTLE_REGISTER_IP="100000/hour",
-            THROTTLE_RESET_IP="100000/hour",
-            THROTTLE_RESET_ACCOUNT="100000/hour",
+            **ms.LOAD_THROTTLES,
             JWT_ACCESS_MINUTES="30",  # the load's tokens outlive the run
             # The outbox's clock, shortened so that its recoveries fit in this run.
             EMAIL_SWEEP_SECONDS="2",
@@ -954,16 +948,10 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}")
 
-    def interrupted(signum: int, frame: Any) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
-    os.chdir(ms.REPO)
     run = FaultRun(keep_tmp=args.keep_tmp)
     results: list[Result] = []
-    code = 0
-    try:
+
+    def body() -> int:
         run.setup_data()
         if set(chosen) - {"fleet"}:
             run.setup_web()
@@ -971,25 +959,9 @@ def main() -> int:
             results.append(run_fault(run, name))
             if not results[-1].passed:
                 run.show_logs()
-    except ms.Failure as failure:
-        print(f"\nFAULTS SET-UP FAILED: {failure}", file=sys.stderr, flush=True)
-        run.show_logs()
-        code = 1
-    except (KeyboardInterrupt, Interrupted) as stop:
-        print(f"\ninterrupted ({str(stop) or 'SIGINT'}): cleaning up", file=sys.stderr, flush=True)
-        code = 130
-    except Exception:
-        traceback.print_exc()
-        run.show_logs()
-        code = 1
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        problems = run.cleanup() + run.pg.shutdown()
-        for problem in problems:
-            print(f"[cleanup] {problem}", file=sys.stderr)
-        if problems and code == 0:
-            code = 1
+        return 0
+
+    code = ms.guarded(run, "FAULTS SET-UP", body)
     print("\nsummary:")
     for result in results:
         print(f"  {'PASS' if result.passed else 'FAIL'}  {result.name:<10} {result.seconds:5.1f} s")

@@ -405,6 +405,17 @@ print("operator created")
 """
 
 
+# For runs that load the layout from one address (scripts/faults.py,
+# bench/isolation.py): limits no load reaches; the throttles still count.
+LOAD_THROTTLES = {
+    "THROTTLE_LOGIN_IP": "1000000/min",
+    "THROTTLE_LOGIN_ACCOUNT": "1000000/min",
+    "THROTTLE_REGISTER_IP": "1000000/hour",
+    "THROTTLE_RESET_IP": "1000000/hour",
+    "THROTTLE_RESET_ACCOUNT": "1000000/hour",
+}
+
+
 class Run:
     def __init__(self, keep_tmp: bool, *, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT) -> None:
         self.pid = os.getpid()
@@ -1067,10 +1078,13 @@ class Run:
         return []
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, configs)")
-    args = parser.parse_args()
+def guarded(run: Run, title: str, body: Callable[[], int], *, finally_: Callable[[], None] | None = None) -> int:
+    """``body()``'s exit status, with what every run of this layout needs
+    around it (this script's, scripts/faults.py's, bench/isolation.py's):
+    SIGTERM and SIGHUP stop it as Ctrl-C does (130); a ``Failure`` or any
+    other error prints ``title`` FAILED and the logs (1); and whatever
+    happens, ``finally_()`` then the run's clean-up, which no second signal
+    interrupts. A clean-up problem makes a passing run fail."""
 
     def interrupted(signum: int, frame: Any) -> None:
         raise Interrupted(signal.Signals(signum).name)
@@ -1078,16 +1092,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
     os.chdir(REPO)
-
-    run = Run(keep_tmp=args.keep_tmp)
     code = 0
     try:
-        run.setup()
-        run.steps()
+        code = body()
     except Failure as failure:
-        print(f"\nMULTINODE SMOKE FAILED: {failure}", file=sys.stderr, flush=True)
+        print(f"\n{title} FAILED: {failure}", file=sys.stderr, flush=True)
         run.show_logs()
-        print(f"\nMULTINODE SMOKE FAILED: {failure}", file=sys.stderr, flush=True)
+        print(f"\n{title} FAILED: {failure}", file=sys.stderr, flush=True)
         if not run.keep_tmp:
             print("(the logs above are tails; --keep-tmp keeps them whole)", file=sys.stderr)
         code = 1
@@ -1095,11 +1106,13 @@ def main() -> int:
         print(f"\ninterrupted ({str(stop) or 'SIGINT'}): cleaning up", file=sys.stderr, flush=True)
         code = 130
     except Exception:
-        print("\nMULTINODE SMOKE FAILED with an unexpected error:", file=sys.stderr, flush=True)
+        print(f"\n{title} FAILED with an unexpected error:", file=sys.stderr, flush=True)
         traceback.print_exc()
         run.show_logs()
         code = 1
     finally:
+        if finally_ is not None:
+            finally_()
         # No second interruption in the middle of the clean-up (it is bounded: ~30 s at most).
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
@@ -1108,6 +1121,21 @@ def main() -> int:
             print(f"[cleanup] {problem}", file=sys.stderr)
         if problems and code == 0:
             code = 1
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (logs, configs)")
+    args = parser.parse_args()
+    run = Run(keep_tmp=args.keep_tmp)
+
+    def body() -> int:
+        run.setup()
+        run.steps()
+        return 0
+
+    code = guarded(run, "MULTINODE SMOKE", body)
     if code == 0:
         elapsed = time.monotonic() - STARTED
         per_node = ", ".join(f"node {n}: {run.served[n]}" for n in ("A", "B"))
