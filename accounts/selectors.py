@@ -41,9 +41,13 @@ def _user_by_id(value: str) -> User | None:
 def _user_with_pk(number: int) -> User | None:
     """The user with this primary key: one statement, compiled once
     (core.statements; authentication asks on every request)."""
-    compiled = statements.statement(("accounts.user_with_pk",), lambda ids: User.objects.filter(pk=ids[0]), 1)
+
+    def with_pk(ids: tuple[int, ...]) -> QuerySet[User]:
+        return User.objects.filter(pk=ids[0])
+
+    compiled = statements.statement(("accounts.user_with_pk",), with_pk, 1)
     if compiled is None:
-        return User.objects.filter(pk=number).first()
+        return with_pk((number,)).first()
     found = compiled.fetch([number])
     return found[0] if found else None
 

@@ -152,13 +152,7 @@ class Conn:
     def send(
         self, method: str, path: str, host: str, body: Any, token: str | None
     ) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Host": host, "Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers, data = ms.request_parts(host, body, token)
         if self.http is None:
             self.http = http.client.HTTPConnection(LOOPBACK, self.port, timeout=TIMEOUT)
         try:

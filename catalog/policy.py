@@ -377,16 +377,15 @@ def visible_page(user: Caller, bottom: int, size: int, action: str = "view") -> 
     stand-in of the caller."""
     shape, values = _caller_shape(user, action)
 
-    def build(stand_ins: tuple[int, ...]) -> QuerySet[Product]:
-        stand_in = _stand_in_caller(shape, stand_ins)
+    def listed(caller: Caller) -> QuerySet[Product]:
         ordered = Product.objects.order_by("id")
-        return visible(stand_in, action, ordered).annotate(_list_total=visible_total(stand_in, action))
+        return visible(caller, action, ordered).annotate(_list_total=visible_total(caller, action))
 
-    compiled = statements.statement(("catalog.visible_page", *shape), build, len(values))
+    compiled = statements.statement(
+        ("catalog.visible_page", *shape), lambda stand_ins: listed(_stand_in_caller(shape, stand_ins)), len(values)
+    )
     if compiled is None:  # not reusable (logged): the ORM, for this call
-        ordered = Product.objects.order_by("id")
-        query = visible(user, action, ordered).annotate(_list_total=visible_total(user, action))
-        rows: list[Product] = list(query[bottom : bottom + size])
+        rows: list[Product] = list(listed(user)[bottom : bottom + size])
     else:
         # LIMIT and OFFSET as parameters: Django writes a slice's into the SQL.
         rows = compiled.fetch(values, tail=" LIMIT %s OFFSET %s", tail_params=(size, bottom))

@@ -251,6 +251,20 @@ class Response:
         return f"{self.method} http://{self.host}{self.url} -> {self.status} (node {self.node}): {text}"
 
 
+def request_parts(
+    host: str, body: Any = None, token: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body of a JSON API request to ``host``, with a bearer token if any."""
+    sent = {"Host": host, "Accept": "application/json", **(headers or {})}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        sent["Content-Type"] = "application/json"
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    return sent, data
+
+
 def http(
     port: int,
     method: str,
@@ -262,13 +276,7 @@ def http(
     headers: dict[str, str] | None = None,
     nodes: dict[str, str] | None = None,
 ) -> Response:
-    sent = {"Host": host, "Accept": "application/json", **(headers or {})}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        sent["Content-Type"] = "application/json"
-    if token:
-        sent["Authorization"] = f"Bearer {token}"
+    sent, data = request_parts(host, body, token, headers)
     request = urllib.request.Request(f"http://{LOOPBACK}:{port}{path}", data=data, method=method, headers=sent)
     try:
         with _OPENER.open(request, timeout=30) as answer:
